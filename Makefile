@@ -27,6 +27,14 @@ check: build
 run: build
 	$(BIN)/spawnd serve -c examples -v
 
+# Side-by-side benchmark with the C ceiling server and the installed peers.
+bench: build
+	$(GO) run ./bench/runner -bin $(BIN)
+
+# 100,000 connections at concurrency 64 across three services.
+soak: build
+	SPAWND_SOAK=1 $(GO) test -count=1 -timeout 60m -run Soak -v ./test
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt: not formatted: $$out"; exit 1; fi
 	$(GO) vet ./...

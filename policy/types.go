@@ -1,0 +1,85 @@
+package policy
+
+import "time"
+
+// Policy is the immutable result of loading a configuration: the parameters
+// spawnd itself uses and every service it runs. Nothing changes it after
+// Load returns; a new configuration takes a new process.
+type Policy struct {
+	ConfigDir string // directory main.cf (and, standalone, master.cf) came from
+
+	MailOwner Account // the listener's user (mail_owner)
+
+	SyslogName     string        // syslog_name
+	SyslogFacility string        // syslog_facility
+	MaillogFile    string        // maillog_file; empty means syslog
+	QueueDirectory string        // queue_directory
+	MaxUse         int           // max_use (Postfix mode)
+	MaxIdle        time.Duration // max_idle (Postfix mode)
+
+	Services []*Service // in master.cf order; the index is the wire service id
+
+	// Warnings are problems that do not stop spawnd, such as a private
+	// socket directory open to other users. spawnd check prints them.
+	Warnings []string
+}
+
+// Account is a resolved user: name, uid and gid.
+type Account struct {
+	Name string
+	Uid  uint32
+	Gid  uint32
+}
+
+// Endpoint types, as in master.cf's second column.
+const (
+	Inet = "inet"
+	Unix = "unix"
+)
+
+// Endpoint is where a service listens.
+type Endpoint struct {
+	Type string // Inet or Unix
+	// Address is "host:port" for Inet (host empty for all addresses,
+	// "[::1]:port" style for IPv6) and an absolute path for Unix.
+	Address string
+	Private bool // master.cf private column
+}
+
+// Service is one spawn service: what runs, as whom, for how long, how many
+// at once.
+type Service struct {
+	Name string // master.cf first column as written; the -n value in Postfix mode
+	File string // file and line the service was defined at, for messages
+	Line int
+
+	Endpoint Endpoint
+
+	// Argv is the command exactly as configured; Argv[0] is an absolute
+	// path that resolved to an executable regular file at load time.
+	Argv []string
+
+	User   string // user= name, and group name (the primary group when none was given)
+	Group  string
+	Uid    uint32
+	Gid    uint32
+	Groups []uint32 // supplementary groups the command gets: exactly [Gid]
+
+	TimeLimit    time.Duration // <service>_time_limit, default $command_time_limit
+	ProcessLimit int           // maxproc column; 0 means only the executor's hard cap
+
+	// Env is the command's environment: the export_environment names
+	// taken from spawnd's environment at load time, then PATH=/usr/bin:/bin.
+	Env []string
+
+	// PeerEnvironment adds UCSPI-style peer variables per connection
+	// (<service>_peer_environment or -o peer_environment=yes).
+	PeerEnvironment bool
+
+	// Dir is the command's working directory: queue_directory, or "/"
+	// when that does not exist.
+	Dir string
+
+	// Params holds the -o overrides given for this service, as written.
+	Params map[string]string
+}
