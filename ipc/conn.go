@@ -1,0 +1,158 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxFds is how many descriptors one receive has room for. More than the
+// protocol ever allows, so that an extra fd arrives as a count to refuse
+// rather than as MSG_CTRUNC; more than this still arrives as MSG_CTRUNC.
+const maxFds = 8
+
+// Pair returns a new SOCK_SEQPACKET socketpair, both ends close-on-exec.
+func Pair() (executorEnd, listenerEnd int, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, fmt.Errorf("socketpair: %w", err)
+	}
+	return fds[0], fds[1], nil
+}
+
+// Conn is one end of the pair. Its descriptor is blocking. One goroutine
+// may Receive while another Sends.
+type Conn struct {
+	fd  int
+	buf [MaxMessage]byte
+	oob [64]byte // >= unix.CmsgSpace(4 * maxFds)
+}
+
+// NewConn wraps the pair end fd; the Conn owns it from now on.
+func NewConn(fd int) *Conn { return &Conn{fd: fd} }
+
+// Close closes the descriptor.
+func (c *Conn) Close() error { return unix.Close(c.fd) }
+
+// Send encodes m and sends it, with fd as SCM_RIGHTS when fd >= 0.
+func (c *Conn) Send(m *Message, fd int) error {
+	b, err := Encode(m)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	for {
+		err = unix.Sendmsg(c.fd, b, oob, nil, unix.MSG_NOSIGNAL)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("send %s: %w", KindName(m.Kind), err)
+	}
+	return nil
+}
+
+// Receive reads one datagram sent from the given side and applies every
+// check of Check, and for a Run request CheckSocket on its descriptor. It
+// returns the message and its descriptor (-1 when none), io.EOF when the
+// peer has gone (an empty datagram counts as gone), a *Violation when the
+// message breaks the protocol, or another error. On any error every
+// descriptor that arrived is closed.
+func (c *Conn) Receive(from Direction) (*Message, int, error) {
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(c.fd, c.buf[:], c.oob[:unix.CmsgSpace(4*maxFds)], unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, -1, fmt.Errorf("receive: %w", err)
+	}
+	fds, cerr := rights(c.oob[:oobn])
+	fail := func(err error) (*Message, int, error) {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, -1, err
+	}
+	if n == 0 && oobn == 0 && flags&unix.MSG_TRUNC == 0 {
+		return fail(io.EOF)
+	}
+	if cerr != nil {
+		return fail(cerr)
+	}
+	m, err := Check(c.buf[:n], flags&unix.MSG_TRUNC != 0, flags&unix.MSG_CTRUNC != 0, len(fds), from)
+	if err != nil {
+		return fail(err)
+	}
+	if len(fds) == 0 {
+		return m, -1, nil
+	}
+	if err := CheckSocket(fds[0]); err != nil {
+		return fail(err)
+	}
+	return m, fds[0], nil
+}
+
+// rights returns every descriptor in the control messages; any control
+// message other than SCM_RIGHTS is a violation (its fds still returned).
+func rights(oob []byte) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, violation("cmsg", "unparsable control message: %v", err)
+	}
+	var fds []int
+	var bad error
+	for i := range msgs {
+		if msgs[i].Header.Level != unix.SOL_SOCKET || msgs[i].Header.Type != unix.SCM_RIGHTS {
+			bad = violation("cmsg", "control message level %d type %d", msgs[i].Header.Level, msgs[i].Header.Type)
+			continue
+		}
+		got, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			bad = violation("cmsg", "unparsable SCM_RIGHTS: %v", err)
+		}
+		fds = append(fds, got...)
+	}
+	return fds, bad
+}
+
+// CheckSocket refuses a descriptor that is not a connected-style stream
+// socket: it must be a socket (fstat), of type SOCK_STREAM, in family
+// AF_INET, AF_INET6 or AF_UNIX, and not listening (SO_ACCEPTCONN 0).
+func CheckSocket(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return violation("fd", "fstat of passed descriptor: %v", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return violation("fd", "passed descriptor is not a socket (mode %#o)", st.Mode&unix.S_IFMT)
+	}
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil || typ != unix.SOCK_STREAM {
+		return violation("fd", "passed socket is not a stream socket (type %d)", typ)
+	}
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil || (dom != unix.AF_INET && dom != unix.AF_INET6 && dom != unix.AF_UNIX) {
+		return violation("fd", "passed socket has family %d", dom)
+	}
+	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil || acc != 0 {
+		return violation("fd", "passed socket is a listening socket")
+	}
+	return nil
+}
+
+// IsViolation reports whether err is a protocol violation.
+func IsViolation(err error) bool {
+	var v *Violation
+	return errors.As(err, &v)
+}

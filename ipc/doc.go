@@ -1,0 +1,83 @@
+// Package ipc is the only wire code between the root executor (spawnd) and
+// the unprivileged listener (spawnd-listener): message kinds, strict
+// decoding, and send and receive with descriptors over one SOCK_SEQPACKET
+// socketpair. It imports nothing else of spawnd's; a service is an index.
+//
+// # Framing
+//
+// One datagram is one message: a msgpack map (github.com/vmihailenco/msgpack/v5)
+// of at most MaxMessage bytes, with at most one descriptor attached as
+// SCM_RIGHTS. SEQPACKET keeps message boundaries and binds each descriptor
+// to the message it came with. An empty datagram, like end of file, means
+// the peer has gone.
+//
+// # Messages
+//
+//	listener                                   executor
+//	   | Hello{v}                                 |
+//	   |----------------------------------------->|
+//	   |              Welcome{v, services n, cap} |
+//	   |<-----------------------------------------|
+//	   |  Service{index, name, command, limit,    |  n times
+//	   |          fd, nfd, running}               |
+//	   |<-----------------------------------------|
+//	   | Run{seq, service} + client fd            |  per connection
+//	   |----------------------------------------->|
+//	   |  Exited{seq, service, pid, code, signal, |
+//	   |         timeout, micros}                 |
+//	   |  or Refused{seq, service, reason}        |
+//	   |<-----------------------------------------|
+//
+// Every message carries v (the version) and k (the kind). Fields by kind:
+//
+//	Hello    1  L->E  0 fds  (none)
+//	Run      2  L->E  1 fd   q seq (>0), s service index
+//	Welcome 16  E->L  0 fds  n number of Service messages, m hard cap on running commands
+//	Service 17  E->L  0 fds  s index, a name, c argv[0], l process limit (0 = cap only),
+//	                         f first listening fd, d number of fds, r already running
+//	Exited  18  E->L  0 fds  q seq, s service, p pid, x exit status, g signal,
+//	                         t time limit fired, u run time in microseconds
+//	Refused 19  E->L  0 fds  q seq, s service, e reason
+//
+// A Run request names a service and a sequence number and nothing else:
+// what runs, with which arguments, as whom, in which directory, with which
+// environment and for how long all come from the executor's policy. The
+// executor learns what it needs about the peer (address, credentials) from
+// the descriptor itself, never from the message. Exited with seq 0 reports
+// a command started for an earlier listener.
+//
+// # States
+//
+// The executor moves forward only: starting (expects Hello, once), then
+// serving (expects Run). When a listener is replaced the new one starts
+// again at starting. The listener sends nothing before Welcome and the
+// Service messages have arrived.
+//
+// # Limits
+//
+// MaxMessage bytes per datagram; exactly the table's number of descriptors
+// per message; room for eight descriptors per receive, so that up to eight
+// extra arrive as a count and more as MSG_CTRUNC; the executor's hard cap
+// on running commands, announced in Welcome.
+//
+// # Security
+//
+// The listener faces the network and is treated as hostile. The executor
+// refuses a message, closes every descriptor that came with it, logs a
+// warning and ends the listener, on the first failed check, in this order:
+// size (no MSG_TRUNC), no MSG_CTRUNC, control messages are SCM_RIGHTS only,
+// decodes exactly (a map, known keys, right types, no trailing bytes),
+// version, known kind, direction, only the kind's fields set, the kind's
+// exact descriptor count, a Run's sequence number is not 0, the descriptor
+// is a stream socket of family inet, inet6 or unix that is not listening
+// (fstat, SO_TYPE, SO_DOMAIN, SO_ACCEPTCONN); then, in the executor, the
+// state allows the kind, the service index is in range, and the running
+// commands are below the hard cap. Check does all but the descriptor and
+// executor checks, and is a pure function: FuzzCheck drives it.
+//
+// # Versioning
+//
+// Version is 1. Both binaries are built and installed together; a message
+// of any other version is a violation, not a negotiation. A change to a
+// field's meaning or to the table takes a new version.
+package ipc

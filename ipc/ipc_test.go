@@ -1,0 +1,297 @@
+package ipc
+
+import (
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/sys/unix"
+)
+
+// pair returns a connected SEQPACKET pair, closed at the end of the test.
+func pair(t *testing.T) (*Conn, int) {
+	t.Helper()
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewConn(a)
+	t.Cleanup(func() { c.Close(); unix.Close(b) })
+	return c, b
+}
+
+// streamSocket returns one end of a connected stream socketpair.
+func streamSocket(t *testing.T) int {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[1]) })
+	return fds[0]
+}
+
+func openFds(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func mustEncode(t testing.TB, m *Message) []byte {
+	b, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var valid = []*Message{
+	{Kind: KindHello},
+	{Kind: KindRun, Seq: 1, Service: 0},
+	{Kind: KindRun, Seq: 1<<63 - 1, Service: 1<<32 - 1},
+	{Kind: KindWelcome, Services: 2, Cap: 1000},
+	{Kind: KindService, Service: 1, Name: "policy", Command: "/bin/echo", Limit: 100, Fd: 6, NFd: 1, Running: 3},
+	{Kind: KindExited, Seq: 9, Service: 1, Pid: 1234, Code: 3, Micros: 1500},
+	{Kind: KindExited, Seq: 10, Pid: 1235, Signal: 9, Timeout: true},
+	{Kind: KindRefused, Seq: 11, Service: 1, Reason: "fork: resource temporarily unavailable"},
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, m := range valid {
+		from := FromExecutor
+		fds := 0
+		if m.Kind < 16 {
+			from = FromListener
+		}
+		if m.Kind == KindRun {
+			fds = 1
+		}
+		got, err := Check(mustEncode(t, m), false, false, fds, from)
+		if err != nil {
+			t.Fatalf("%+v: %v", m, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("round trip: got %+v, want %+v", got, m)
+		}
+	}
+}
+
+func raw(t testing.TB, v any) []byte {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// hostile are datagrams no honest listener sends, each with the check it
+// must fail.
+func hostile(t testing.TB) []struct {
+	name  string
+	b     []byte
+	fds   int
+	check string
+} {
+	run := mustEncode(t, &Message{Kind: KindRun, Seq: 1})
+	return []struct {
+		name  string
+		b     []byte
+		fds   int
+		check string
+	}{
+		{"garbage", []byte("\xc1\xc1\xc1garbage"), 0, "decode"},
+		{"empty map", []byte{0x80}, 0, "version"},
+		{"nil", []byte{0xc0}, 0, "decode"},
+		{"array", raw(t, []int{1, 2}), 1, "decode"},
+		{"truncated", run[:len(run)-1], 1, "decode"},
+		{"trailing bytes", append(append([]byte{}, run...), 0x00), 1, "decode"},
+		{"unknown field", raw(t, map[string]any{"v": 1, "k": 2, "q": 1, "zz": 1}), 1, "decode"},
+		{"wrong type", raw(t, map[string]any{"v": 1, "k": 2, "q": "one"}), 1, "decode"},
+		{"negative seq", raw(t, map[string]any{"v": 1, "k": 2, "q": -1}), 1, "decode"},
+		{"negative service", raw(t, map[string]any{"v": 1, "k": 2, "q": 1, "s": -1}), 1, "decode"},
+		{"service over 32 bits", raw(t, map[string]any{"v": 1, "k": 2, "q": 1, "s": int64(1) << 40}), 1, "decode"},
+		{"version over 8 bits", raw(t, map[string]any{"v": 257, "k": 2, "q": 1}), 1, "decode"},
+		{"float seq", raw(t, map[string]any{"v": 1, "k": 2, "q": 1.5}), 1, "decode"},
+		{"seq over int64", raw(t, map[string]any{"v": 1, "k": 2, "q": uint64(1) << 63}), 1, "decode"},
+		{"duplicate key", []byte{0x84, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'q', 0x01, 0xa1, 'q', 0x02}, 1, "decode"},
+		{"map length beyond data", []byte{0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'v', 0x01}, 1, "decode"},
+		{"huge string header", []byte{0x83, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'e', 0xdb, 0xff, 0xff, 0xff, 0xff}, 1, "decode"},
+		{"version 2", raw(t, map[string]any{"v": 2, "k": 2, "q": 1}), 1, "version"},
+		{"unknown kind", raw(t, map[string]any{"v": 1, "k": 99}), 0, "kind"},
+		{"reply kind from listener", mustEncode(t, &Message{Kind: KindExited, Seq: 1}), 0, "direction"},
+		{"run with reason", raw(t, map[string]any{"v": 1, "k": 2, "q": 1, "e": "x"}), 1, "fields"},
+		{"hello with seq", raw(t, map[string]any{"v": 1, "k": 1, "q": 5}), 0, "fields"},
+		{"run without fd", run, 0, "fds"},
+		{"run with two fds", run, 2, "fds"},
+		{"run with ten fds", run, 10, "fds"},
+		{"hello with fd", mustEncode(t, &Message{Kind: KindHello}), 1, "fds"},
+		{"seq 0", mustEncode(t, &Message{Kind: KindRun}), 1, "seq"},
+		{"oversized", make([]byte, MaxMessage+1), 1, "size"},
+	}
+}
+
+func TestCheckRefuses(t *testing.T) {
+	for _, tc := range hostile(t) {
+		_, err := Check(tc.b, false, false, tc.fds, FromListener)
+		v, ok := err.(*Violation)
+		if !ok {
+			t.Errorf("%s: got %v, want a violation", tc.name, err)
+			continue
+		}
+		if v.Check != tc.check {
+			t.Errorf("%s: failed check %q (%v), want %q", tc.name, v.Check, v, tc.check)
+		}
+	}
+	if _, err := Check(mustEncode(t, &Message{Kind: KindHello}), true, false, 0, FromListener); err == nil {
+		t.Error("MSG_TRUNC accepted")
+	}
+	if _, err := Check(mustEncode(t, &Message{Kind: KindHello}), false, true, 0, FromListener); err == nil {
+		t.Error("MSG_CTRUNC accepted")
+	}
+}
+
+func TestSendReceiveFd(t *testing.T) {
+	c, peer := pair(t)
+	l := NewConn(peer)
+	client := streamSocket(t)
+	defer unix.Close(client)
+	if err := l.Send(&Message{Kind: KindRun, Seq: 42, Service: 3}, client); err != nil {
+		t.Fatal(err)
+	}
+	m, fd, err := c.Receive(FromListener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if m.Seq != 42 || m.Service != 3 || fd < 0 {
+		t.Fatalf("got %+v fd %d", m, fd)
+	}
+	if flags, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); flags&unix.FD_CLOEXEC == 0 {
+		t.Error("received fd is not close-on-exec")
+	}
+}
+
+// sendRaw sends what no honest listener would: arbitrary bytes with
+// arbitrary descriptors.
+func sendRaw(t *testing.T, fd int, b []byte, fds ...int) {
+	t.Helper()
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(fd, b, oob, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReceiveHostile(t *testing.T) {
+	run := mustEncode(t, &Message{Kind: KindRun, Seq: 1})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	file, err := os.Open("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	lsn, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lsn)
+	if err := unix.Bind(lsn, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lsn, 1); err != nil {
+		t.Fatal(err)
+	}
+	dgram, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dgram)
+	s := streamSocket(t)
+	defer unix.Close(s)
+	many := make([]int, 10)
+	for i := range many {
+		many[i] = s
+	}
+	cases := []struct {
+		name string
+		b    []byte
+		fds  []int
+		want string
+	}{
+		{"no fd", run, nil, "with 0 descriptors"},
+		{"two fds", run, []int{s, s}, "with 2 descriptors"},
+		{"ten fds", run, many, "MSG_CTRUNC"},
+		{"pipe", run, []int{int(pr.Fd())}, "not a socket"},
+		{"regular file", run, []int{int(file.Fd())}, "not a socket"},
+		{"listening socket", run, []int{lsn}, "listening socket"},
+		{"datagram socket", run, []int{dgram}, "not a stream socket"},
+		{"garbage with fd", []byte("garbage"), []int{s}, "not a msgpack map"},
+		{"oversized with fd", make([]byte, 4096), []int{s}, "over"},
+	}
+	for _, tc := range cases {
+		c, peer := pair(t)
+		before := openFds(t)
+		sendRaw(t, peer, tc.b, tc.fds...)
+		_, fd, err := c.Receive(FromListener)
+		if err == nil || !IsViolation(err) || fd != -1 {
+			t.Errorf("%s: got fd %d err %v, want a violation", tc.name, fd, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %q does not say %q", tc.name, err, tc.want)
+		}
+		if after := openFds(t); after != before {
+			t.Errorf("%s: %d fds open before, %d after: received fds leaked", tc.name, before, after)
+		}
+	}
+}
+
+func TestReceiveEOF(t *testing.T) {
+	c, peer := pair(t)
+	unix.Close(peer)
+	if _, _, err := c.Receive(FromListener); err != io.EOF {
+		t.Fatalf("got %v, want EOF", err)
+	}
+}
+
+func FuzzCheck(f *testing.F) {
+	for _, m := range valid {
+		f.Add(mustEncode(f, m), 0)
+		f.Add(mustEncode(f, m), 1)
+	}
+	for _, tc := range hostile(f) {
+		f.Add(tc.b, tc.fds)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, nfds int) {
+		for _, from := range []Direction{FromListener, FromExecutor} {
+			m, err := Check(b, false, false, nfds, from)
+			if err != nil {
+				if !IsViolation(err) {
+					t.Fatalf("non-violation error %v", err)
+				}
+				continue
+			}
+			r := rules[m.Kind]
+			if r.from != from || r.fds != nfds || m.fields()&^r.allowed != 0 || m.Version != Version {
+				t.Fatalf("accepted %+v with %d fds from %d", m, nfds, from)
+			}
+			again, err := Check(mustEncode(t, m), false, false, nfds, from)
+			if err != nil || !reflect.DeepEqual(again, m) {
+				t.Fatalf("re-encoding %+v: %+v, %v", m, again, err)
+			}
+		}
+	})
+}
