@@ -1,0 +1,176 @@
+// Package maillog writes log records the way Postfix daemons do: one line
+// per event, "warning: ", "error: ", "fatal: " and "panic: " prefixes,
+// info lines bare, to syslog as $syslog_name/spawnd[pid], or to a
+// maillog_file as "Mon DD HH:MM:SS host ident[pid]: text". Both binaries
+// use it; the executor opens the destination and hands the listener the
+// open descriptor.
+package maillog
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind is the kind of destination a descriptor is.
+type Kind string
+
+// Destination kinds.
+const (
+	Syslog       Kind = "syslog" // unix datagram socket to /dev/log
+	SyslogStream Kind = "stream" // unix stream socket to /dev/log
+	File         Kind = "file"   // a file, /dev/stdout or /dev/stderr
+)
+
+// SyslogPath is where the local syslog daemon listens.
+var SyslogPath = "/dev/log"
+
+// Syslog severities, as Postfix maps its message levels.
+const (
+	sevCrit    = 2
+	sevErr     = 3
+	sevWarning = 4
+	sevInfo    = 6
+)
+
+var facilities = map[string]int{
+	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5,
+	"lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
+	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+
+// Facility returns the syslog facility number for a syslog_facility name.
+func Facility(name string) (int, error) {
+	f, ok := facilities[strings.ToLower(name)]
+	if !ok {
+		return 0, fmt.Errorf("unknown syslog_facility %q", name)
+	}
+	return f, nil
+}
+
+// Logger writes records to one destination. It is safe for concurrent use.
+type Logger struct {
+	mu       sync.Mutex
+	fd       int
+	kind     Kind
+	ident    string // $syslog_name/spawnd
+	facility int
+	host     string
+	pid      int
+}
+
+// Open opens the destination the executor's parameters name: the file
+// maillog_file when set, else the syslog socket, else (no syslog daemon)
+// standard error, so that no message is lost. The descriptor is
+// close-on-exec.
+func Open(maillogFile, ident, facility string) (*Logger, error) {
+	fac, err := Facility(facility)
+	if err != nil {
+		return nil, err
+	}
+	if maillogFile != "" {
+		fd, err := unix.Open(maillogFile, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open maillog_file %s: %w", maillogFile, err)
+		}
+		return New(fd, File, ident, fac), nil
+	}
+	if fd, kind, err := dialSyslog(); err == nil {
+		return New(fd, kind, ident, fac), nil
+	}
+	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("dup stderr for logging: %w", err)
+	}
+	return New(fd, File, ident, fac), nil
+}
+
+// New returns a logger writing to the open descriptor fd of the given kind.
+func New(fd int, kind Kind, ident string, facility int) *Logger {
+	host, _ := os.Hostname()
+	host, _, _ = strings.Cut(host, ".")
+	return &Logger{fd: fd, kind: kind, ident: ident, facility: facility, host: host, pid: os.Getpid()}
+}
+
+// Fd returns the descriptor the logger writes to, to hand to the listener.
+func (l *Logger) Fd() int { return l.fd }
+
+// Kind returns the kind of the descriptor.
+func (l *Logger) Kind() Kind { return l.kind }
+
+func dialSyslog() (int, Kind, error) {
+	for _, k := range []struct {
+		typ  int
+		kind Kind
+	}{{unix.SOCK_DGRAM, Syslog}, {unix.SOCK_STREAM, SyslogStream}} {
+		fd, err := unix.Socket(unix.AF_UNIX, k.typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return -1, "", err
+		}
+		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: SyslogPath}); err == nil {
+			return fd, k.kind, nil
+		}
+		unix.Close(fd)
+		if err != unix.EPROTOTYPE {
+			return -1, "", err
+		}
+	}
+	return -1, "", unix.EPROTOTYPE
+}
+
+// Info logs a bare line.
+func (l *Logger) Info(format string, a ...any) { l.log(sevInfo, "", format, a...) }
+
+// Warning logs a "warning: " line.
+func (l *Logger) Warning(format string, a ...any) { l.log(sevWarning, "warning: ", format, a...) }
+
+// Error logs an "error: " line.
+func (l *Logger) Error(format string, a ...any) { l.log(sevErr, "error: ", format, a...) }
+
+// Fatal logs a "fatal: " line and exits with status 1.
+func (l *Logger) Fatal(format string, a ...any) {
+	l.log(sevCrit, "fatal: ", format, a...)
+	os.Exit(1)
+}
+
+func (l *Logger) log(sev int, prefix, format string, a ...any) {
+	text := prefix + fmt.Sprintf(format, a...)
+	text = strings.ReplaceAll(text, "\n", " ")
+	now := time.Now().Format(time.Stamp)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var rec string
+	if l.kind == File {
+		rec = fmt.Sprintf("%s %s %s[%d]: %s\n", now, l.host, l.ident, l.pid, text)
+	} else {
+		rec = fmt.Sprintf("<%d>%s %s[%d]: %s\n", l.facility*8+sev, now, l.ident, l.pid, text)
+	}
+	if l.write(rec) != nil && l.kind != File {
+		// The syslog daemon restarted: connect again, once, and retry.
+		if fd, kind, err := dialSyslog(); err == nil {
+			unix.Close(l.fd)
+			l.fd, l.kind = fd, kind
+			l.write(rec)
+		}
+	}
+}
+
+func (l *Logger) write(rec string) error {
+	b := []byte(rec)
+	for len(b) > 0 {
+		n, err := unix.Write(l.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
