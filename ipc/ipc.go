@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Version is the protocol version both sides must speak.
@@ -248,30 +249,36 @@ func (m *Message) decodeField(d *msgpack.Decoder, key string) (err error) {
 	return nil
 }
 
-// integer decodes a msgpack integer and refuses one outside [lo, hi].
+// integer decodes a msgpack integer and refuses one outside [lo, hi]. It
+// looks at the type code first and decodes nothing but an integer: a
+// container's length header would otherwise be allocated up front.
 func integer[T uint8 | uint32 | uint64 | int32 | int64](d *msgpack.Decoder, lo, hi uint64) (T, error) {
-	v, err := d.DecodeInterfaceLoose()
+	c, err := d.PeekCode()
 	if err != nil {
 		return 0, err
 	}
 	var u uint64
-	switch v := v.(type) {
-	case uint64:
-		u = v
-	case int64:
-		if v < 0 {
-			return 0, fmt.Errorf("negative value %d", v)
+	switch {
+	case c <= msgpcode.PosFixedNumHigh || (c >= msgpcode.Uint8 && c <= msgpcode.Uint64):
+		u, err = d.DecodeUint64()
+	case c >= msgpcode.NegFixedNumLow || (c >= msgpcode.Int8 && c <= msgpcode.Int64):
+		var v int64
+		v, err = d.DecodeInt64()
+		if err == nil && v < 0 {
+			err = fmt.Errorf("negative value %d", v)
 		}
 		u = uint64(v)
 	default:
-		return 0, fmt.Errorf("%T, want an integer", v)
+		err = fmt.Errorf("type code %#x, want an integer", c)
+	}
+	if err != nil {
+		return 0, err
 	}
 	if u < lo || u > hi {
 		return 0, fmt.Errorf("value %d out of range", u)
 	}
 	return T(u), nil
 }
-
 // Check applies the protocol's checks, in order, to one received datagram:
 // b its bytes, trunc and ctrunc the kernel's MSG_TRUNC and MSG_CTRUNC
 // flags, nfds the descriptors that came with it, from the sender's side.

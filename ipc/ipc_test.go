@@ -119,6 +119,10 @@ func hostile(t testing.TB) []struct {
 		{"version over 8 bits", raw(t, map[string]any{"v": 257, "k": 2, "q": 1}), 1, "decode"},
 		{"float seq", raw(t, map[string]any{"v": 1, "k": 2, "q": 1.5}), 1, "decode"},
 		{"seq over int64", raw(t, map[string]any{"v": 1, "k": 2, "q": uint64(1) << 63}), 1, "decode"},
+		// Found by FuzzCheck: an array32 header where an integer goes made
+		// the decoder allocate 0xdddddddd elements up front.
+		{"array header as seq", []byte("\x84\xa1v\x01\xa1k\x02\xa1q\xdd\xdd\xdd\xdd\xdd\x1b\xa1s\xff"), 1, "decode"},
+		{"map header as service", []byte{0x84, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'q', 0x01, 0xa1, 's', 0xdf, 0xff, 0xff, 0xff, 0xff}, 1, "decode"},
 		{"duplicate key", []byte{0x84, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'q', 0x01, 0xa1, 'q', 0x02}, 1, "decode"},
 		{"map length beyond data", []byte{0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'v', 0x01}, 1, "decode"},
 		{"huge string header", []byte{0x83, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'e', 0xdb, 0xff, 0xff, 0xff, 0xff}, 1, "decode"},
