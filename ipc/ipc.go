@@ -279,6 +279,7 @@ func integer[T uint8 | uint32 | uint64 | int32 | int64](d *msgpack.Decoder, lo, 
 	}
 	return T(u), nil
 }
+
 // Check applies the protocol's checks, in order, to one received datagram:
 // b its bytes, trunc and ctrunc the kernel's MSG_TRUNC and MSG_CTRUNC
 // flags, nfds the descriptors that came with it, from the sender's side.
