@@ -33,8 +33,16 @@ type Conn struct {
 // NewConn wraps the pair end fd; the Conn owns it from now on.
 func NewConn(fd int) *Conn { return &Conn{fd: fd} }
 
-// Close closes the descriptor.
+// Close closes the descriptor. Call it only when no Send or Receive is in
+// progress: a closed descriptor's number is soon another's, and a late
+// Send would write there. Shutdown first to end them.
 func (c *Conn) Close() error { return unix.Close(c.fd) }
+
+// Shutdown ends both directions and keeps the descriptor: a Send blocked
+// on a peer that does not read returns an error (EPIPE), and Receive
+// returns io.EOF. It is how a user of the Conn stops its goroutines before
+// Close.
+func (c *Conn) Shutdown() error { return unix.Shutdown(c.fd, unix.SHUT_RDWR) }
 
 // Send encodes m and sends it, with fd as SCM_RIGHTS when fd >= 0.
 func (c *Conn) Send(m *Message, fd int) error {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sys/unix"
@@ -298,4 +299,39 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestShutdownEndsSendAndReceive: a Send blocked on a peer that does not
+// read, and a Receive, both return after Shutdown, so that the Conn's
+// goroutines can be stopped before Close.
+func TestShutdownEndsSendAndReceive(t *testing.T) {
+	c, _ := pair(t)
+	sent := make(chan error, 1)
+	go func() {
+		for {
+			if err := c.Send(&Message{Kind: KindRefused, Seq: 1, Reason: strings.Repeat("x", 500)}, -1); err != nil {
+				sent <- err
+				return
+			}
+		}
+	}()
+	received := make(chan error, 1)
+	go func() {
+		_, _, err := c.Receive(FromListener)
+		received <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let the sender fill the peer's queue
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range []chan error{sent, received} {
+		select {
+		case err := <-ch:
+			if err == nil || (i == 1 && err != io.EOF) {
+				t.Errorf("got %v after Shutdown", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Shutdown did not end a blocked Send or Receive")
+		}
+	}
 }
