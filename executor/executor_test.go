@@ -1,0 +1,818 @@
+package executor
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"spawnd/ipc"
+	"spawnd/maillog"
+	"spawnd/policy"
+)
+
+// testBin is a copy of the test binary that nobody may execute: the
+// command for helper runs.
+var testBin string
+
+const nobody = 65534 // nobody and nogroup on Debian
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "helper-report" {
+		report()
+		os.Exit(0)
+	}
+	Setup()
+	dir, err := os.MkdirTemp("", "executor-test")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err == nil {
+		testBin = filepath.Join(dir, "executor.test")
+		err = copyFile(os.Args[0], testBin)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(to, 0o755)
+}
+
+// report is the helper command: it prints what it got, one "key value"
+// line each.
+func report() {
+	pgid, _ := syscall.Getpgid(0)
+	sid, _ := unix.Getsid(0)
+	cwd, _ := os.Readlink("/proc/self/cwd")
+	fmt.Printf("pid %d\npgid %d\nsid %d\ncwd %s\n", os.Getpid(), pgid, sid, cwd)
+	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	buf := make([]byte, 8192)
+	n, _ := unix.ReadDirent(dir, buf)
+	_, _, names := unix.ParseDirent(buf[:n], -1, nil)
+	for _, name := range names {
+		fd, _ := strconv.Atoi(name)
+		// An fd that came through exec cannot be close-on-exec; the ones
+		// that are were opened here, by the Go runtime (cgroup files).
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && fl&unix.FD_CLOEXEC == 0 {
+			target, _ := os.Readlink("/proc/self/fd/" + name)
+			fmt.Printf("fd %s %s\n", name, target)
+		}
+	}
+	fl, _ := unix.FcntlInt(0, unix.F_GETFL, 0)
+	fmt.Printf("nonblock %v\n", fl&unix.O_NONBLOCK != 0)
+	for _, kv := range os.Environ() {
+		fmt.Printf("env %s\n", kv)
+	}
+}
+
+func needRoot(t testing.TB) {
+	if os.Getuid() != 0 {
+		t.Skip("requires root: commands run as nobody")
+	}
+}
+
+// service returns a service that runs argv as nobody.
+func service(argv ...string) *policy.Service {
+	return &policy.Service{Name: "test", Argv: argv, User: "nobody", Group: "nogroup",
+		Uid: nobody, Gid: nobody, Groups: []uint32{nobody}, TimeLimit: 60 * time.Second,
+		Env: []string{"LANG=C", "PATH=/usr/bin:/bin"}, Dir: filepath.Dir(testBin)}
+}
+
+// fixture drives an executor the way the listener does, over a real pair.
+type fixture struct {
+	t      testing.TB
+	e      *Executor
+	l      *ipc.Conn // the listener's end
+	lfd    int
+	served chan error
+	log    string
+}
+
+func newExecutor(t testing.TB, capacity int, svcs ...*policy.Service) (*Executor, string) {
+	t.Helper()
+	log := filepath.Join(t.TempDir(), "maillog")
+	fd, err := unix.Open(log, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	cfg := Config{Policy: &policy.Policy{Services: svcs}, Log: maillog.New(fd, maillog.File, "spawnd", 2), Cap: capacity}
+	for i := range svcs {
+		cfg.ListenFd = append(cfg.ListenFd, int32(5+i))
+		cfg.ListenN = append(cfg.ListenN, 1)
+	}
+	return New(cfg), log
+}
+
+// serve starts Serve on a new pair; cleanup closes the listener's end and
+// waits for Serve to return.
+func serve(t testing.TB, e *Executor, log string) *fixture {
+	t.Helper()
+	mine, theirs, err := ipc.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveOn(t, e, log, mine, theirs)
+}
+
+func serveOn(t testing.TB, e *Executor, log string, mine, theirs int) *fixture {
+	t.Helper()
+	// A result that never comes fails the test instead of hanging it.
+	if err := unix.SetsockoptTimeval(theirs, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 30}); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, e: e, l: ipc.NewConn(theirs), lfd: theirs, served: make(chan error, 1), log: log}
+	conn := ipc.NewConn(mine)
+	go func() { f.served <- e.Serve(conn) }()
+	t.Cleanup(func() {
+		f.l.Close()
+		f.wait()
+		conn.Close()
+	})
+	return f
+}
+
+func start(t testing.TB, capacity int, svcs ...*policy.Service) *fixture {
+	e, log := newExecutor(t, capacity, svcs...)
+	return serve(t, e, log)
+}
+
+// wait returns what Serve returned.
+func (f *fixture) wait() error {
+	select {
+	case err := <-f.served:
+		f.served <- err
+		return err
+	case <-time.After(30 * time.Second):
+		f.t.Fatal("Serve did not return")
+		return nil
+	}
+}
+
+// hello sends Hello and returns the Service messages.
+func (f *fixture) hello() []*ipc.Message {
+	f.t.Helper()
+	if err := f.l.Send(&ipc.Message{Kind: ipc.KindHello}, -1); err != nil {
+		f.t.Fatal(err)
+	}
+	w := f.receive()
+	if w.Kind != ipc.KindWelcome {
+		f.t.Fatalf("got %+v, want welcome", w)
+	}
+	var svcs []*ipc.Message
+	for range w.Services {
+		m := f.receive()
+		if m.Kind != ipc.KindService {
+			f.t.Fatalf("got %+v, want service", m)
+		}
+		svcs = append(svcs, m)
+	}
+	return svcs
+}
+
+func (f *fixture) receive() *ipc.Message {
+	f.t.Helper()
+	m, fd, err := f.l.Receive(ipc.FromExecutor)
+	if err != nil || fd != -1 {
+		f.t.Fatalf("receive: %v (fd %d)", err, fd)
+	}
+	return m
+}
+
+func (f *fixture) run(seq uint64, svc uint32, fd int) {
+	f.t.Helper()
+	if err := f.l.Send(&ipc.Message{Kind: ipc.KindRun, Seq: seq, Service: svc}, fd); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// unixClient returns a connected unix stream pair: the server end to pass
+// and the client end the test keeps. Both close at cleanup; the server end
+// may be closed earlier.
+func unixClient(t testing.TB) (server, client int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
+	return fds[0], fds[1]
+}
+
+// tcpClient returns an accepted loopback connection (server) and its
+// client end.
+func tcpClient(t testing.TB) (server, client int) {
+	t.Helper()
+	lsn, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lsn)
+	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	if err := unix.Bind(lsn, lo); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lsn, 1); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(lsn)
+	client, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(client, sa); err != nil {
+		t.Fatal(err)
+	}
+	server, _, err = unix.Accept4(lsn, unix.SOCK_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(server); unix.Close(client) })
+	return server, client
+}
+
+// readAll reads the client end until end of file, for at most d.
+func readAll(t testing.TB, fd int, d time.Duration) string {
+	t.Helper()
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("read client: %v (got %q)", err, out.String())
+		}
+		if n == 0 {
+			return out.String()
+		}
+		out.Write(buf[:n])
+	}
+}
+
+func openFds(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func inode(t testing.TB, fd int) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("socket:[%d]", st.Ino)
+}
+
+// TestCloseOnExec checks invariant 2 on the test process after Setup.
+func TestCloseOnExec(t *testing.T) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range ents {
+		fd, _ := strconv.Atoi(ent.Name())
+		if fd < 3 {
+			continue
+		}
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err == nil && fl&unix.FD_CLOEXEC == 0 {
+			t.Errorf("fd %d is not close-on-exec", fd)
+		}
+	}
+}
+
+// parseReport splits the helper's lines into single values and lists.
+func parseReport(out string) (map[string]string, map[string][]string) {
+	one, many := map[string]string{}, map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		one[k] = v
+		many[k] = append(many[k], v)
+	}
+	return one, many
+}
+
+func TestSpawn(t *testing.T) {
+	needRoot(t)
+	for _, tc := range []struct {
+		name   string
+		client func(testing.TB) (int, int)
+		peer   bool
+	}{
+		{"unix", unixClient, false},
+		{"unix peer environment", unixClient, true},
+		{"tcp", tcpClient, false},
+		{"tcp peer environment", tcpClient, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := service(testBin, "helper-report")
+			svc.PeerEnvironment = tc.peer
+			svc.Env = append(svc.Env, "PROTO=forged")
+			f := start(t, 10, svc)
+			f.hello()
+			server, client := tc.client(t)
+			if err := unix.SetNonblock(server, true); err != nil {
+				t.Fatal(err)
+			}
+			sock := inode(t, server)
+			f.run(7, 0, server)
+			unix.Close(server)
+			out := readAll(t, client, 30*time.Second)
+			m := f.receive()
+			if m.Kind != ipc.KindExited || m.Seq != 7 || m.Code != 0 || m.Signal != 0 || m.Timeout {
+				t.Fatalf("result %+v, want exit 0 for seq 7 (output %q)", m, out)
+			}
+			one, many := parseReport(out)
+			if one["pid"] != fmt.Sprint(m.Pid) || one["pgid"] != one["pid"] || one["sid"] != one["pid"] {
+				t.Errorf("pid %s pgid %s sid %s, result pid %d: want pid = pgid = sid", one["pid"], one["pgid"], one["sid"], m.Pid)
+			}
+			if one["cwd"] != svc.Dir {
+				t.Errorf("cwd %s, want %s", one["cwd"], svc.Dir)
+			}
+			if want := []string{"0 " + sock, "1 " + sock, "2 " + sock}; fmt.Sprint(many["fd"]) != fmt.Sprint(want) {
+				t.Errorf("fds %q, want %q", many["fd"], want)
+			}
+			if one["nonblock"] != "false" {
+				t.Error("fd 0 is non-blocking")
+			}
+			want := []string{"LANG=C", "PATH=/usr/bin:/bin", "PROTO=forged"}
+			if tc.peer {
+				want = want[:2]
+				if tc.name == "tcp peer environment" {
+					lport, rport := localPort(t, client), peerPort(t, client)
+					want = append(want, "PROTO=TCP", "TCPREMOTEIP=127.0.0.1", "TCPREMOTEPORT="+lport,
+						"TCPLOCALIP=127.0.0.1", "TCPLOCALPORT="+rport)
+				} else {
+					want = append(want, "PROTO=UNIX", "UNIXREMOTEUID=0", "UNIXREMOTEGID=0",
+						fmt.Sprint("UNIXREMOTEPID=", os.Getpid()))
+				}
+			}
+			if fmt.Sprint(many["env"]) != fmt.Sprint(want) {
+				t.Errorf("environment %q, want %q", many["env"], want)
+			}
+		})
+	}
+}
+
+func localPort(t testing.TB, fd int) string {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
+}
+
+func peerPort(t testing.TB, fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
+}
+
+// TestCredentialsSignalsUmask reads the command's own /proc/self/status:
+// cat is not a Go program, which would install its own signal handlers.
+func TestCredentialsSignalsUmask(t *testing.T) {
+	needRoot(t)
+	f := start(t, 10, service("/bin/cat", "/proc/self/status"))
+	f.hello()
+	server, client := unixClient(t)
+	f.run(1, 0, server)
+	unix.Close(server)
+	status := readAll(t, client, 30*time.Second)
+	if m := f.receive(); m.Kind != ipc.KindExited || m.Code != 0 {
+		t.Fatalf("result %+v, want exit 0", m)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(status, "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		fields[k] = strings.Join(strings.Fields(v), " ")
+	}
+	ign := uint64(1)<<(unix.SIGPIPE-1) | uint64(1)<<(unix.SIGXFSZ-1)
+	for k, want := range map[string]string{
+		"Uid":    "65534 65534 65534 65534",
+		"Gid":    "65534 65534 65534 65534",
+		"Groups": "65534",
+		"Umask":  "0077",
+		"SigIgn": fmt.Sprintf("%016x", ign),
+		"SigBlk": "0000000000000000",
+	} {
+		if fields[k] != want {
+			t.Errorf("%s: %q, want %q", k, fields[k], want)
+		}
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	needRoot(t)
+	noexec := filepath.Join(filepath.Dir(testBin), "noexec")
+	if err := os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(noexec)
+	svcs := []*policy.Service{
+		service("/bin/sh", "-c", "exit 3"),
+		service("/bin/sh", "-c", "kill -TERM $$"),
+		service("/nonexistent/command"),
+		service(noexec),
+	}
+	f := start(t, 10, svcs...)
+	f.hello()
+	for i, want := range []ipc.Message{
+		{Kind: ipc.KindExited, Code: 3},
+		{Kind: ipc.KindExited, Signal: 15},
+		{Kind: ipc.KindRefused, Reason: "execvp /nonexistent/command: no such file or directory"},
+		{Kind: ipc.KindRefused, Reason: "execvp " + noexec + ": permission denied"},
+	} {
+		server, client := unixClient(t)
+		f.run(uint64(i+1), uint32(i), server)
+		unix.Close(server)
+		readAll(t, client, 30*time.Second) // the executor closed its copy
+		m := f.receive()
+		want.Seq, want.Service, want.Version, want.Pid, want.Micros = uint64(i+1), uint32(i), ipc.Version, m.Pid, m.Micros
+		if *m != want {
+			t.Errorf("%v: got %+v, want %+v", svcs[i].Argv, m, want)
+		}
+	}
+}
+
+// groupAlive reports whether a live process is in process group pgid.
+func groupAlive(pgid int) bool {
+	for _, st := range procStats() {
+		if st.pgrp == pgid && st.state != "Z" {
+			return true
+		}
+	}
+	return false
+}
+
+type procStat struct {
+	pid, ppid, pgrp int
+	state           string
+	cmdline         string
+}
+
+func procStats() []procStat {
+	ents, _ := os.ReadDir("/proc")
+	var out []procStat
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		ppid, _ := strconv.Atoi(f[1])
+		pgrp, _ := strconv.Atoi(f[2])
+		cmd, _ := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		out = append(out, procStat{pid, ppid, pgrp, f[0], string(cmd)})
+	}
+	return out
+}
+
+func TestTimeLimit(t *testing.T) {
+	needRoot(t)
+	// The escaped grandchild's argv is unique, to find it again.
+	escaped := fmt.Sprintf("59.%d", os.Getpid())
+	for _, script := range []string{
+		"sleep 60 & sleep 60",
+		"setsid sleep " + escaped + " & sleep 60",
+	} {
+		t.Run(script, func(t *testing.T) {
+			svc := service("/bin/sh", "-c", script)
+			svc.TimeLimit = time.Second
+			f := start(t, 10, svc)
+			f.hello()
+			server, client := unixClient(t)
+			began := time.Now()
+			f.run(1, 0, server)
+			unix.Close(server)
+			readAll(t, client, 30*time.Second)
+			if took := time.Since(began); took > svc.TimeLimit+5*time.Second {
+				t.Errorf("client saw end of file after %v, limit %v", took, svc.TimeLimit)
+			}
+			m := f.receive()
+			if m.Kind != ipc.KindExited || !m.Timeout || m.Signal != 9 {
+				t.Errorf("result %+v, want timeout and signal 9", m)
+			}
+			for deadline := time.Now().Add(10 * time.Second); groupAlive(int(m.Pid)); {
+				if time.Now().After(deadline) {
+					t.Fatalf("process group %d still alive after the time limit", m.Pid)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			for _, st := range procStats() {
+				if st.cmdline == "sleep\x00"+escaped+"\x00" {
+					unix.Kill(st.pid, unix.SIGKILL)
+				}
+			}
+		})
+	}
+}
+
+// TestHostileListener sends what no honest listener would. Each row must
+// end Serve with a violation, log its warning, leave the fd table as it
+// was and run nothing.
+func TestHostileListener(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	file, err := os.Open("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	lsn, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lsn)
+	if err := unix.Bind(lsn, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lsn, 1); err != nil {
+		t.Fatal(err)
+	}
+	sock, _ := unixClient(t)
+	ten := []int{sock, sock, sock, sock, sock, sock, sock, sock, sock, sock}
+	enc := func(m *ipc.Message) []byte {
+		b, err := ipc.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	hello := enc(&ipc.Message{Kind: ipc.KindHello})
+	run := enc(&ipc.Message{Kind: ipc.KindRun, Seq: 1})
+	// q = 2^63: a request id past the int64 the protocol allows.
+	huge := []byte{0x83, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'q', 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0}
+	type dgram struct {
+		b   []byte
+		fds []int
+	}
+	rows := []struct {
+		name  string
+		send  []dgram
+		want  string
+		flood bool
+	}{
+		{"garbage", []dgram{{[]byte("\xc1garbage"), []int{sock}}}, "message is not a msgpack map", false},
+		{"oversized", []dgram{{make([]byte, 4*ipc.MaxMessage), []int{sock}}}, "message over 1024 bytes", false},
+		{"truncated", []dgram{{hello, nil}, {run[:len(run)-1], []int{sock}}}, `undecodable message: key "q": unexpected EOF`, false},
+		{"no fd", []dgram{{hello, nil}, {run, nil}}, "run request with 0 descriptors, want 1", false},
+		{"two fds", []dgram{{hello, nil}, {run, []int{sock, sock}}}, "run request with 2 descriptors, want 1", false},
+		{"ten fds", []dgram{{hello, nil}, {run, ten}}, "descriptors truncated (MSG_CTRUNC)", false},
+		{"pipe", []dgram{{hello, nil}, {run, []int{int(pr.Fd())}}}, "passed descriptor is not a socket (mode 010000)", false},
+		{"regular file", []dgram{{hello, nil}, {run, []int{int(file.Fd())}}}, "passed descriptor is not a socket (mode 0100000)", false},
+		{"listening socket", []dgram{{hello, nil}, {run, []int{lsn}}}, "passed socket is a listening socket", false},
+		{"unknown service", []dgram{{hello, nil}, {enc(&ipc.Message{Kind: ipc.KindRun, Seq: 1, Service: 1}), []int{sock}}}, "run request for service 1, have 1", false},
+		{"run before hello", []dgram{{run, []int{sock}}}, "run request while starting", false},
+		{"hello twice", []dgram{{hello, nil}, {hello, nil}}, "hello while serving", false},
+		{"reply kind", []dgram{{hello, nil}, {enc(&ipc.Message{Kind: ipc.KindExited, Seq: 1}), nil}}, "exited sent in the wrong direction", false},
+		{"huge request id", []dgram{{hello, nil}, {huge, []int{sock}}}, `undecodable message: key "q": value 9223372036854775808 out of range`, false},
+		{"flood past the cap", nil, "run request past the hard cap of 2 running commands", true},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			var clients []int
+			if row.flood {
+				needRoot(t)
+				row.send = []dgram{{hello, nil}}
+				for range 3 {
+					server, client := unixClient(t)
+					row.send = append(row.send, dgram{run, []int{server}})
+					clients = append(clients, client)
+				}
+			}
+			e, log := newExecutor(t, 2, service("/bin/cat"))
+			before := openFds(t)
+			f := serve(t, e, log)
+			for _, d := range row.send {
+				var oob []byte
+				if len(d.fds) > 0 {
+					oob = unix.UnixRights(d.fds...)
+				}
+				if err := unix.Sendmsg(f.lfd, d.b, oob, nil, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := f.wait()
+			if !ipc.IsViolation(err) {
+				t.Fatalf("Serve returned %v, want a violation", err)
+			}
+			want := "warning: listener protocol violation: " + row.want + "; stopping listener\n"
+			if b, _ := os.ReadFile(f.log); !bytes.HasSuffix(b, []byte(want)) || bytes.Count(b, []byte("\n")) != 1 {
+				t.Errorf("log %q, want one line ending %q", b, want)
+			}
+			running := 0
+			if row.flood {
+				running = 2
+			}
+			if n := e.Running(); n != running {
+				t.Errorf("%d commands running, want %d", n, running)
+			}
+			for _, c := range clients {
+				unix.Shutdown(c, unix.SHUT_WR) // cat sees end of file
+			}
+			e.Drain()
+			f.l.Close()
+			if after := openFds(t); after != before+1 {
+				t.Errorf("%d fds before, %d after (1 for the executor's end): fds leaked", before, after)
+			}
+		})
+	}
+}
+
+// TestResultsKept: a command that outlives its listener reports to the
+// next one with Seq 0, whether it ends before that one says Hello (kept)
+// or after (delivered at once); Service.Running counts both.
+func TestResultsKept(t *testing.T) {
+	needRoot(t)
+	e, log := newExecutor(t, 10, service("/bin/cat"))
+	first := serve(t, e, log)
+	first.hello()
+	var clients []int
+	for i := range 2 {
+		server, client := unixClient(t)
+		first.run(uint64(i+1), 0, server)
+		unix.Close(server)
+		clients = append(clients, client)
+	}
+	for e.Running() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	first.l.Close()
+	if err := first.wait(); err != nil {
+		t.Fatalf("Serve: %v, want nil at end of file", err)
+	}
+	unix.Close(clients[0])
+	for e.Running() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	second := serve(t, e, log)
+	if svcs := second.hello(); svcs[0].Running != 2 {
+		t.Errorf("Service %+v, want Running 2", svcs[0])
+	}
+	if m := second.receive(); m.Kind != ipc.KindExited || m.Seq != 0 {
+		t.Errorf("kept result %+v, want Exited with Seq 0", m)
+	}
+	unix.Close(clients[1])
+	if m := second.receive(); m.Kind != ipc.KindExited || m.Seq != 0 {
+		t.Errorf("late result %+v, want Exited with Seq 0", m)
+	}
+}
+
+// TestNoZombies runs many short commands at once and in turn, and looks
+// for unreaped children.
+func TestNoZombies(t *testing.T) {
+	needRoot(t)
+	f := start(t, 100, service("/bin/true"), service("/bin/sh", "-c", "sleep 0.1"))
+	f.hello()
+	const n = 60
+	for i := range n {
+		server, _ := unixClient(t)
+		f.run(uint64(i+1), uint32(i%2), server)
+		unix.Close(server)
+	}
+	seen := map[uint64]bool{}
+	for range n {
+		m := f.receive()
+		if m.Kind != ipc.KindExited || m.Code != 0 || seen[m.Seq] {
+			t.Fatalf("result %+v", m)
+		}
+		seen[m.Seq] = true
+	}
+	for _, st := range procStats() {
+		if st.ppid == os.Getpid() && st.state == "Z" {
+			t.Errorf("zombie child %d", st.pid)
+		}
+	}
+	if n := f.e.Running(); n != 0 {
+		t.Errorf("%d running after every result", n)
+	}
+}
+
+// TestStuckListener: a listener that sends requests but never reads the
+// results is stopped once its results fill the queue.
+func TestStuckListener(t *testing.T) {
+	needRoot(t)
+	e, log := newExecutor(t, 2, service("/bin/true"))
+	mine, theirs, err := ipc.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The smallest send buffer: a few unread results fill it.
+	if err := unix.SetsockoptInt(mine, unix.SOL_SOCKET, unix.SO_SNDBUF, 1); err != nil {
+		t.Fatal(err)
+	}
+	f := serveOn(t, e, log, mine, theirs)
+	if err := f.l.Send(&ipc.Message{Kind: ipc.KindHello}, -1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 1; ; i++ {
+		if time.Now().After(deadline) || i > 5000 {
+			t.Fatal("a listener that does not read was not stopped")
+		}
+		server, client := unixClient(t)
+		err := f.l.Send(&ipc.Message{Kind: ipc.KindRun, Seq: uint64(i), Service: 0}, server)
+		unix.Close(server)
+		if err != nil {
+			break // the executor shut the connection down
+		}
+		// End of file: the command was reaped, so one at a time runs.
+		readAll(t, client, 30*time.Second)
+		unix.Close(client)
+	}
+	if err := f.wait(); err != errStuck {
+		t.Fatalf("Serve returned %v, want %v", err, errStuck)
+	}
+	want := "warning: listener not reading its results; stopping listener\n"
+	if b, _ := os.ReadFile(f.log); !bytes.HasSuffix(b, []byte(want)) {
+		t.Errorf("log %q, want %q", b, want)
+	}
+	f.e.Drain()
+}
+
+func TestStartProcess(t *testing.T) {
+	e, _ := newExecutor(t, 1)
+	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(null)
+	pid, exited, err := e.StartProcess([]string{"/bin/sh", "-c", "exit 4"}, nil, []int{null, null, 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ws := <-exited:
+		if ws.ExitStatus() != 4 {
+			t.Errorf("pid %d: status %v, want exit 4", pid, ws)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no wait status")
+	}
+	if _, _, err := e.StartProcess([]string{"/nonexistent"}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "start /nonexistent: no such file") {
+		t.Errorf("got %v, want a start error", err)
+	}
+}
+
+// BenchmarkRoundTrip: Run -> exec /bin/true as nobody -> Exited, serially.
+func BenchmarkRoundTrip(b *testing.B) {
+	needRoot(b)
+	f := start(b, 10, service("/bin/true"))
+	f.hello()
+	for i := 0; b.Loop(); i++ {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.run(uint64(i+1), 0, fds[0])
+		unix.Close(fds[0])
+		if m := f.receive(); m.Kind != ipc.KindExited {
+			b.Fatalf("result %+v", m)
+		}
+		unix.Close(fds[1])
+	}
+}

@@ -1,0 +1,301 @@
+package executor
+
+// This file starts and reaps every child of the process. Its invariants,
+// with the reasons; run the root tests (go test ./executor as root) after
+// any change here:
+//
+//  1. The executor never changes its own uid, gid or groups. The Go
+//     runtime has many threads and a set*id call would race them; a child
+//     gets its credentials in the child, between clone and exec, through
+//     SysProcAttr.Credential (setgroups, setgid, setuid, in that order:
+//     syscall/exec_linux.go).
+//  2. Every descriptor the executor holds is close-on-exec: the pair and
+//     received client sockets (MSG_CMSG_CLOEXEC), the log, the listening
+//     sockets, and, through Setup, whatever the process inherited. So no
+//     child ever sees another client's connection, a listening socket or
+//     the log.
+//  3. A command gets exactly fds 0, 1, 2, each its client socket, in
+//     blocking mode; ForkExec dup2s them into place and that clears their
+//     close-on-exec flag.
+//  4. Nothing from the message decides what runs: path, argv, uid, gid,
+//     groups, environment, directory and time limit come from the policy;
+//     the message only picks the service. Peer variables come from the
+//     descriptor (getsockname, getpeername, SO_PEERCRED).
+//  5. One lock, mu, and one reaper for all children of the process. A pid
+//     stays in procs until the reaper has reaped it under mu, and the time
+//     limit kills, under mu, only a pid still in procs: until reaped, a
+//     leader keeps its pid, so kill(-pid) cannot reach a process group
+//     that has reused the number. Children are started under mu too, so
+//     the reaper never meets a pid before procs has it.
+//  6. Nothing else in the process may wait for children (os/exec, os.Process
+//     Wait): the reaper takes whatever exits.
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"spawnd/ipc"
+)
+
+// child is a process in procs; exited is called under mu once it is reaped.
+type child interface{ exited(ws syscall.WaitStatus) }
+
+var (
+	mu         sync.Mutex               // guards procs and every Executor's fields
+	procs      = map[int]child{}        // children not yet reaped, by pid
+	kick       = make(chan struct{}, 1) // wakes the reaper when it has had no child
+	reaperOnce sync.Once
+)
+
+// Setup makes the process-wide settings a command inherits and the
+// executor relies on; the command calls it once at start-up: umask 077;
+// SIGPIPE and SIGXFSZ ignored (as spawn(8) leaves them; every other signal
+// is reset to its default by exec); every inherited descriptor above 2
+// close-on-exec (invariant 2); the soft RLIMIT_NOFILE at the hard limit,
+// for one descriptor per running command.
+func Setup() {
+	unix.Umask(0o077)
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGXFSZ)
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, ent := range ents {
+		if fd, err := strconv.Atoi(ent.Name()); err == nil && fd > 2 {
+			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}
+	// The Go runtime has already raised it to the hard limit less one and
+	// gives children their original soft limit back; raise it only when
+	// it has not.
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur+1 < lim.Max {
+		lim.Cur = lim.Max
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	}
+}
+
+// command is one running command.
+type command struct {
+	e       *Executor
+	from    *session // the listener that asked for it
+	seq     uint64
+	service uint32
+	pid     int
+	fd      int // the executor's copy of the client socket
+	start   time.Time
+	timer   *time.Timer
+	timeout bool // the time limit fired
+}
+
+// peerNames are the variables peerEnv sets; they replace any of the same
+// name in the service's environment.
+var peerNames = []string{"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
+	"UNIXREMOTEUID", "UNIXREMOTEGID", "UNIXREMOTEPID"}
+
+// spawn starts the command of m's service with the client socket fd as its
+// fds 0, 1 and 2, and takes fd over. A command that cannot start is
+// reported to the listener as Refused; that is not a violation.
+func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
+	svc := e.cfg.Policy.Services[m.Service]
+	env := svc.Env
+	var reason string
+	if svc.PeerEnvironment {
+		peer, err := peerEnv(fd)
+		env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+			name, _, _ := strings.Cut(kv, "=")
+			return slices.Contains(peerNames, name)
+		})
+		env = append(env, peer...)
+		if err != nil {
+			reason = err.Error()
+		}
+	}
+	if err := unix.SetNonblock(fd, false); err != nil && reason == "" {
+		reason = fmt.Sprintf("fcntl F_SETFL: %v", err)
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   svc.Dir,
+		Env:   env,
+		Files: []uintptr{uintptr(fd), uintptr(fd), uintptr(fd)},
+		Sys: &syscall.SysProcAttr{
+			Credential: &syscall.Credential{Uid: svc.Uid, Gid: svc.Gid, Groups: svc.Groups},
+			Setsid:     true,
+			// Sent when the thread that forked ends: Go ends a thread only
+			// under a goroutine that exits locked to it, and none here does.
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reason == "" {
+		pid, err := syscall.ForkExec(svc.Argv[0], svc.Argv, attr)
+		if err == nil {
+			c := &command{e: e, from: s, seq: m.Seq, service: m.Service, pid: pid, fd: fd, start: time.Now()}
+			if svc.TimeLimit > 0 {
+				c.timer = time.AfterFunc(svc.TimeLimit, c.expire)
+			}
+			e.running++
+			e.byService[m.Service]++
+			started(pid, c)
+			return
+		}
+		// ForkExec does not say which step failed: resource errors come
+		// from clone (or setuid at the user's process limit), the rest
+		// from chdir, the credentials or exec.
+		reason = fmt.Sprintf("execvp %s: %v", svc.Argv[0], err)
+		if err == syscall.EAGAIN || err == syscall.ENOMEM {
+			reason = fmt.Sprintf("fork: %v", err)
+		}
+	}
+	unix.Close(fd)
+	e.deliver(s, &ipc.Message{Kind: ipc.KindRefused, Seq: m.Seq, Service: m.Service, Reason: clip(reason)})
+}
+
+// expire is the time limit: it kills the command's process group as root
+// and shuts the connection down, so that the client sees end of file even
+// when a descendant left the group and still holds the socket.
+func (c *command) expire() {
+	mu.Lock()
+	defer mu.Unlock()
+	if procs[c.pid] != child(c) {
+		return // reaped: the pid may be another process's by now
+	}
+	unix.Kill(-c.pid, unix.SIGKILL)
+	unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	c.timeout = true
+}
+
+// exited reports the command's end to the listener.
+func (c *command) exited(ws syscall.WaitStatus) {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	unix.Close(c.fd)
+	e := c.e
+	e.running--
+	e.byService[c.service]--
+	m := &ipc.Message{Kind: ipc.KindExited, Seq: c.seq, Service: c.service, Pid: int32(c.pid),
+		Timeout: c.timeout, Micros: time.Since(c.start).Microseconds()}
+	if ws.Signaled() {
+		m.Signal = int32(ws.Signal())
+	} else {
+		m.Code = int32(ws.ExitStatus())
+	}
+	e.deliver(c.from, m)
+	if e.running == 0 {
+		e.idle.Broadcast()
+	}
+}
+
+// process is a child started by StartProcess.
+type process chan syscall.WaitStatus
+
+func (p process) exited(ws syscall.WaitStatus) { p <- ws }
+
+// StartProcess starts a child that is not a command (the listener) through
+// the same fork machinery and the one reaper, so that no wait call races
+// another. files become fds 0..len-1 of the child; cred nil keeps root.
+// The child is killed when the executor dies. The channel receives the
+// wait status once when the process ends.
+func (e *Executor) StartProcess(argv, env []string, files []int, cred *syscall.Credential) (pid int, exited <-chan syscall.WaitStatus, err error) {
+	fds := make([]uintptr, len(files))
+	for i, fd := range files {
+		fds[i] = uintptr(fd)
+	}
+	attr := &syscall.ProcAttr{Env: env, Files: fds,
+		Sys: &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}}
+	p := make(process, 1)
+	mu.Lock()
+	defer mu.Unlock()
+	pid, err = syscall.ForkExec(argv[0], argv, attr)
+	if err != nil {
+		return 0, nil, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	started(pid, p)
+	return pid, p, nil
+}
+
+// started records a new child, under mu, and makes sure the reaper runs.
+func started(pid int, c child) {
+	procs[pid] = c
+	reaperOnce.Do(func() { go reap() })
+	select {
+	case kick <- struct{}{}:
+	default: // the reaper is in waitid, which sees the new child
+	}
+}
+
+// reap is the one reaper. waitid with WNOWAIT blocks until a child has
+// ended without reaping it; then, under mu, wait4 reaps every child that
+// has ended. (wait4(-1) under the lock rather than wait4 of waitid's pid:
+// the same guarantee, without reading siginfo's layout.)
+func reap() {
+	for {
+		err := unix.Waitid(unix.P_ALL, 0, nil, unix.WEXITED|unix.WNOWAIT, nil)
+		if err == unix.ECHILD {
+			<-kick
+			continue
+		}
+		if err != nil && err != unix.EINTR {
+			panic("executor: waitid: " + err.Error())
+		}
+		mu.Lock()
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+			if c, ok := procs[pid]; ok {
+				delete(procs, pid)
+				c.exited(ws)
+			}
+		}
+		mu.Unlock()
+	}
+}
+
+// peerEnv returns the UCSPI-style variables for the client socket fd, read
+// from the socket, never from the message.
+func peerEnv(fd int) ([]string, error) {
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	if _, ok := local.(*unix.SockaddrUnix); ok {
+		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil {
+			return nil, fmt.Errorf("getsockopt SO_PEERCRED: %w", err)
+		}
+		return []string{"PROTO=UNIX", fmt.Sprint("UNIXREMOTEUID=", cred.Uid),
+			fmt.Sprint("UNIXREMOTEGID=", cred.Gid), fmt.Sprint("UNIXREMOTEPID=", cred.Pid)}, nil
+	}
+	remote, err := unix.Getpeername(fd)
+	if err != nil {
+		return nil, fmt.Errorf("getpeername: %w", err)
+	}
+	lip, lport := inet(local)
+	rip, rport := inet(remote)
+	return []string{"PROTO=TCP", "TCPREMOTEIP=" + rip, "TCPREMOTEPORT=" + rport,
+		"TCPLOCALIP=" + lip, "TCPLOCALPORT=" + lport}, nil
+}
+
+// inet returns an inet or inet6 address and port as text; an IPv4 client
+// of an IPv6 socket shows as IPv4.
+func inet(sa unix.Sockaddr) (ip, port string) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr).String(), strconv.Itoa(a.Port)
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap().String(), strconv.Itoa(a.Port)
+	}
+	return "", ""
+}
