@@ -429,6 +429,7 @@ func TestCredentialsSignalsUmask(t *testing.T) {
 		"Umask":  "0077",
 		"SigIgn": fmt.Sprintf("%016x", ign),
 		"SigBlk": "0000000000000000",
+		"SigCgt": "0000000000000000",
 	} {
 		if fields[k] != want {
 			t.Errorf("%s: %q, want %q", k, fields[k], want)
@@ -516,6 +517,12 @@ func TestTimeLimit(t *testing.T) {
 		"setsid sleep " + escaped + " & sleep 60",
 	} {
 		t.Run(script, func(t *testing.T) {
+			var found []procStat
+			t.Cleanup(func() {
+				for _, st := range found {
+					unix.Kill(st.pid, unix.SIGKILL)
+				}
+			})
 			svc := service("/bin/sh", "-c", script)
 			svc.TimeLimit = time.Second
 			f := start(t, 10, svc)
@@ -539,9 +546,14 @@ func TestTimeLimit(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			for _, st := range procStats() {
-				if st.cmdline == "sleep\x00"+escaped+"\x00" {
-					unix.Kill(st.pid, unix.SIGKILL)
+				if st.cmdline == "sleep\x00"+escaped+"\x00" && st.state != "Z" {
+					found = append(found, st)
 				}
+			}
+			// The escape really happened: the client saw end of file while
+			// a descendant outside the group still held the socket.
+			if escapes := strings.Contains(script, "setsid"); escapes != (len(found) == 1) {
+				t.Errorf("found %d escaped processes %+v, want %v", len(found), found, escapes)
 			}
 		})
 	}
@@ -814,5 +826,21 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.Fatalf("result %+v", m)
 		}
 		unix.Close(fds[1])
+	}
+}
+
+// TestTerminate: postfix stop ends the running commands with SIGTERM.
+func TestTerminate(t *testing.T) {
+	needRoot(t)
+	f := start(t, 10, service("/bin/cat"))
+	f.hello()
+	server, _ := unixClient(t)
+	f.run(1, 0, server)
+	for f.e.Running() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	f.e.Terminate()
+	if m := f.receive(); m.Kind != ipc.KindExited || m.Signal != 15 {
+		t.Errorf("result %+v, want killed by signal 15", m)
 	}
 }
