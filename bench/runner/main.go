@@ -150,8 +150,9 @@ func (b *bench) run(concs []int, runs int, only string, planned time.Duration) i
 		return 1
 	}
 	started := time.Now()
-	loadBefore := loadAvg()
-	logf("planned measuring time %s; load average %s", planned.Round(time.Second), loadBefore)
+	busy, steal := cpuBusy(time.Second)
+	quiet := fmt.Sprintf("CPU busy in the second before start %.0f%% (steal %.0f%%), load average %s", busy, steal, loadAvg())
+	logf("planned measuring time %s; %s", planned.Round(time.Second), quiet)
 
 	starts := []struct {
 		name  string
@@ -204,6 +205,9 @@ func (b *bench) run(concs []int, runs int, only string, planned time.Duration) i
 					continue
 				}
 				sm, err := b.measure(s, c)
+				if b.env.reg.stopping() {
+					time.Sleep(time.Hour) // the signal handler or the time limit is ending the program
+				}
 				if s.proc.exited() {
 					s.dead = fmt.Sprintf("exited during the runs (%s)", s.proc.cmd.ProcessState)
 				} else if err != nil {
@@ -228,9 +232,17 @@ func (b *bench) run(concs []int, runs int, only string, planned time.Duration) i
 		if s.dead != "" {
 			notes = append(notes, fmt.Sprintf("%s: %s", s.key, s.dead))
 		}
+		for _, c := range concs {
+			for _, sm := range b.samples[s.key][c] {
+				if sm.res.Failures > 0 {
+					notes = append(notes, fmt.Sprintf("%s: c=%d: %d failed connections, the first: %s",
+						s.key, c, sm.res.Failures, sm.res.FirstError))
+				}
+			}
+		}
 	}
 
-	b.report(servers, concs, runs, notes, started, loadBefore, loadAvg())
+	b.report(servers, concs, runs, notes, started, quiet)
 	return code
 }
 

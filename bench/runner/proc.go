@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
@@ -150,4 +151,34 @@ func loadAvg() string {
 func readString(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// cpuBusy returns the share of all CPUs' time that was busy, and the share
+// stolen by the hypervisor, over the given interval, from /proc/stat.
+func cpuBusy(interval time.Duration) (busy, steal float64) {
+	read := func() (total, idle, stolen uint64) {
+		l, _, _ := strings.Cut(readString("/proc/stat"), "\n")
+		for i, f := range strings.Fields(l)[1:] {
+			n, _ := strconv.ParseUint(f, 10, 64)
+			if i >= 8 { // guest time is already in user time
+				break
+			}
+			total += n
+			switch i {
+			case 3, 4: // idle, iowait
+				idle += n
+			case 7:
+				stolen += n
+			}
+		}
+		return
+	}
+	t0, i0, s0 := read()
+	time.Sleep(interval)
+	t1, i1, s1 := read()
+	if t1 == t0 {
+		return 0, 0
+	}
+	d := float64(t1 - t0)
+	return 100 * (d - float64(i1-i0)) / d, 100 * float64(s1-s0) / d
 }

@@ -59,6 +59,13 @@ func (r *registry) start(name string, cmd *exec.Cmd) (*proc, error) {
 	return p, nil
 }
 
+// stopping reports whether stopAll has begun.
+func (r *registry) stopping() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closing
+}
+
 // stopAll stops every recorded process, newest first, and refuses new ones.
 func (r *registry) stopAll() {
 	r.mu.Lock()

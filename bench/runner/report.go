@@ -62,15 +62,18 @@ func (b *bench) ratio(peer string, c int, f func(sample) float64) string {
 	return fmt.Sprintf("%.2f×", ma/mp)
 }
 
-func (b *bench) report(servers []*server, concs []int, runs int, notes []string, started time.Time, loadBefore, loadAfter string) {
+func (b *bench) report(servers []*server, concs []int, runs int, notes []string, started time.Time, quiet string) {
 	w := &strings.Builder{}
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	hdr := func(cols ...string) {
+	// hdr writes a table header: text columns first, then numbers.
+	hdr := func(text int, cols ...string) {
 		p("| %s |", strings.Join(cols, " | "))
 		seps := make([]string, len(cols))
-		seps[0] = "---"
-		for i := 1; i < len(cols); i++ {
+		for i := range cols {
 			seps[i] = "---:"
+			if i < text {
+				seps[i] = "---"
+			}
 		}
 		p("|%s|", strings.Join(seps, "|"))
 	}
@@ -80,7 +83,7 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 	p("## spawnd benchmark, %s", started.UTC().Format("2006-01-02 15:04 MST"))
 	p("")
 	p("- machine: %s", machine(runtime.NumCPU()))
-	p("- load average before / after: %s / %s", loadBefore, loadAfter)
+	p("- other work on the machine: %s", quiet)
 	if v := versions(); v != "" {
 		p("- peers: %s", v)
 	}
@@ -99,7 +102,7 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 	for _, c := range concs {
 		cols = append(cols, fmt.Sprintf("c=%d", c))
 	}
-	hdr(append(cols, "failed")...)
+	hdr(1, append(cols, "failed")...)
 	for _, s := range servers {
 		r := []string{s.label}
 		failed, conns := 0, 0
@@ -120,7 +123,7 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 	for _, c := range concs {
 		cols = append(cols, fmt.Sprintf("p50 c=%d", c), fmt.Sprintf("p99 c=%d", c))
 	}
-	hdr(cols...)
+	hdr(1, cols...)
 	for _, s := range servers {
 		r := []string{s.label}
 		for _, c := range concs {
@@ -140,7 +143,7 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 	for _, c := range concs {
 		cols = append(cols, fmt.Sprintf("c=%d", c))
 	}
-	hdr(cols...)
+	hdr(2, cols...)
 	for _, s := range servers {
 		r := []string{s.label, s.counted}
 		for _, c := range concs {
@@ -163,7 +166,7 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 		for _, c := range concs {
 			cols = append(cols, fmt.Sprintf("CPU c=%d", c))
 		}
-		hdr(cols...)
+		hdr(1, cols...)
 		for _, s := range servers {
 			if s.key == "spawnd" {
 				continue
@@ -191,7 +194,7 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 		p("idle: after start-up and a short warm-up; loaded: highest seen during the runs (every 100 ms); "+
 			"after: idle again after all %d measured connections.", served)
 		p("")
-		hdr("process", "idle", "loaded", "after")
+		hdr(1, "process", "idle", "loaded", "after")
 		for _, role := range []string{"executor", "listener"} {
 			if m := b.rss[role]; m != nil {
 				row(role, mib(m.idle), mib(m.loaded), mib(m.after))

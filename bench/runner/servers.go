@@ -41,14 +41,27 @@ type skipError string
 
 func (e skipError) Error() string { return string(e) }
 
+// freePorts asks the kernel for n distinct free loopback ports.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close() // held until all are chosen, so that none repeats
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
 // freePort asks the kernel for a free loopback port.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p[0], nil
 }
 
 // lookPath finds a program in the clean PATH the servers get.
@@ -246,14 +259,11 @@ func startPostfix(e *env) ([]*server, error) {
 			return nil, err
 		}
 	}
-	port1, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	port100, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	port1, port100 := ports[0], ports[1]
 	// max_use and max_idle are raised so that the spawn processes live
 	// through the whole run: their CPU time can only be read while they
 	// are alive. With the default max_use of 100 each would be replaced
