@@ -76,7 +76,7 @@ func Setup() {
 	// gives children their original soft limit back; raise it only when
 	// it has not.
 	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Cur+1 < lim.Max {
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Max > 0 && lim.Cur < lim.Max-1 {
 		lim.Cur = lim.Max
 		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
 	}

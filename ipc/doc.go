@@ -35,6 +35,7 @@
 //	Welcome 16  E->L  0 fds  n number of Service messages, m hard cap on running commands
 //	Service 17  E->L  0 fds  s index, a name, c argv[0], l process limit (0 = cap only),
 //	                         f first listening fd, d number of fds, r already running
+//	                         (or ended, result not yet sent): each one result with seq 0
 //	Exited  18  E->L  0 fds  q seq, s service, p pid, x exit status, g signal,
 //	                         t time limit fired, u run time in microseconds
 //	Refused 19  E->L  0 fds  q seq, s service, e reason
