@@ -58,9 +58,9 @@ var (
 )
 
 // Setup makes the process-wide settings a command inherits and the
-// executor relies on; the command calls it once at start-up: umask 077;
-// SIGPIPE and SIGXFSZ ignored (as spawn(8) leaves them; every other signal
-// is reset to its default by exec); every inherited descriptor above 2
+// executor relies on; spawnd calls it once at start-up: umask 077;
+// SIGPIPE and SIGXFSZ ignored (as spawn(8) leaves them; exec resets the
+// signals the Go runtime catches to their default); every inherited fd above 2
 // close-on-exec (invariant 2); the soft RLIMIT_NOFILE at the hard limit,
 // for one descriptor per running command.
 func Setup() {
@@ -136,9 +136,10 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 	mu.Lock()
 	defer mu.Unlock()
 	if reason == "" {
+		start := time.Now()
 		pid, err := syscall.ForkExec(svc.Argv[0], svc.Argv, attr)
 		if err == nil {
-			c := &command{e: e, from: s, seq: m.Seq, service: m.Service, pid: pid, fd: fd, start: time.Now()}
+			c := &command{e: e, from: s, seq: m.Seq, service: m.Service, pid: pid, fd: fd, start: start}
 			if svc.TimeLimit > 0 {
 				c.timer = time.AfterFunc(svc.TimeLimit, c.expire)
 			}
