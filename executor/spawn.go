@@ -160,18 +160,62 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 	e.deliver(s, &ipc.Message{Kind: ipc.KindRefused, Seq: m.Seq, Service: m.Service, Reason: clip(reason)})
 }
 
-// expire is the time limit: it kills the command's process group as root
-// and shuts the connection down, so that the client sees end of file even
-// when a descendant left the group and still holds the socket.
+// expire is the time limit: it kills the command's process group and
+// every descendant that left it (setsid), as root, and shuts the
+// connection down, so that the client sees end of file whatever still
+// holds the socket. Descendants are found through /proc by parent pid,
+// each stopped before its children are looked for: a stopped process can
+// neither fork a new one nor reap one, so no pid in the tree can be reused
+// before the kill.
 func (c *command) expire() {
 	mu.Lock()
 	defer mu.Unlock()
 	if procs[c.pid] != child(c) {
 		return // reaped: the pid may be another process's by now
 	}
+	unix.Kill(-c.pid, unix.SIGSTOP)
+	tree := []int{c.pid}
+	in := map[int]bool{c.pid: true}
+	for round := 0; round < 100; round++ {
+		more := children(in)
+		if len(more) == 0 {
+			break
+		}
+		for _, pid := range more {
+			unix.Kill(pid, unix.SIGSTOP)
+			in[pid] = true
+		}
+		tree = append(tree, more...)
+	}
 	unix.Kill(-c.pid, unix.SIGKILL)
+	for _, pid := range tree {
+		unix.Kill(pid, unix.SIGKILL)
+	}
 	unix.Shutdown(c.fd, unix.SHUT_RDWR)
 	c.timeout = true
+}
+
+// children returns the processes whose parent is in parents and which are
+// not in it themselves.
+func children(parents map[int]bool) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || parents[pid] {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
+				if ppid, _ := strconv.Atoi(f[1]); parents[ppid] {
+					out = append(out, pid)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // exited reports the command's end to the listener.
