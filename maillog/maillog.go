@@ -7,6 +7,7 @@
 package maillog
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -26,8 +27,11 @@ const (
 	File         Kind = "file"   // a file, /dev/stdout or /dev/stderr
 )
 
-// SyslogPath is where the local syslog daemon listens.
-var SyslogPath = "/dev/log"
+// SyslogPath is where the local syslog daemon listens: /dev/log, unless
+// the environment variable SPAWND_SYSLOG_SOCKET names another socket (a
+// hook for tests and diagnostics: a private syslog daemon on its own
+// socket). It is read once, at start-up.
+var SyslogPath = cmp.Or(os.Getenv("SPAWND_SYSLOG_SOCKET"), "/dev/log")
 
 // Syslog severities, as Postfix maps its message levels.
 const (
@@ -62,6 +66,7 @@ type Logger struct {
 	facility int
 	host     string
 	pid      int
+	path     string // the syslog socket to dial again when a write fails
 }
 
 // Open opens the destination the executor's parameters name: the file
@@ -80,7 +85,7 @@ func Open(maillogFile, ident, facility string) (*Logger, error) {
 		}
 		return New(fd, File, ident, fac), nil
 	}
-	if fd, kind, err := dialSyslog(); err == nil {
+	if fd, kind, err := dialSyslog(SyslogPath); err == nil {
 		return New(fd, kind, ident, fac), nil
 	}
 	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
@@ -91,10 +96,19 @@ func Open(maillogFile, ident, facility string) (*Logger, error) {
 }
 
 // New returns a logger writing to the open descriptor fd of the given kind.
+// A syslog socket is dialled again, when a write fails, at the address it
+// is connected to (the process that inherited it need not know the path),
+// else at SyslogPath.
 func New(fd int, kind Kind, ident string, facility int) *Logger {
 	host, _ := os.Hostname()
 	host, _, _ = strings.Cut(host, ".")
-	return &Logger{fd: fd, kind: kind, ident: ident, facility: facility, host: host, pid: os.Getpid()}
+	path := SyslogPath
+	if sa, err := unix.Getpeername(fd); err == nil {
+		if u, ok := sa.(*unix.SockaddrUnix); ok && strings.HasPrefix(u.Name, "/") {
+			path = u.Name
+		}
+	}
+	return &Logger{fd: fd, kind: kind, ident: ident, facility: facility, host: host, pid: os.Getpid(), path: path}
 }
 
 // Fd returns the descriptor the logger writes to, to hand to the listener.
@@ -103,7 +117,7 @@ func (l *Logger) Fd() int { return l.fd }
 // Kind returns the kind of the descriptor.
 func (l *Logger) Kind() Kind { return l.kind }
 
-func dialSyslog() (int, Kind, error) {
+func dialSyslog(path string) (int, Kind, error) {
 	for _, k := range []struct {
 		typ  int
 		kind Kind
@@ -112,7 +126,7 @@ func dialSyslog() (int, Kind, error) {
 		if err != nil {
 			return -1, "", err
 		}
-		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: SyslogPath}); err == nil {
+		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err == nil {
 			return fd, k.kind, nil
 		}
 		unix.Close(fd)
@@ -152,7 +166,7 @@ func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	}
 	if l.write(rec) != nil && l.kind != File {
 		// The syslog daemon restarted: connect again, once, and retry.
-		if fd, kind, err := dialSyslog(); err == nil {
+		if fd, kind, err := dialSyslog(l.path); err == nil {
 			unix.Close(l.fd)
 			l.fd, l.kind = fd, kind
 			l.write(rec)

@@ -3,6 +3,7 @@ package maillog
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -64,5 +65,52 @@ func TestSyslogReconnects(t *testing.T) {
 	l.Info("second")
 	if got := read(srv); !strings.HasPrefix(got, "<22>") || !strings.HasSuffix(got, ": second\n") {
 		t.Fatalf("after restart got %q", got)
+	}
+}
+
+// TestInheritedSyslogRedials is the listener's case: it inherits a
+// connected syslog socket and knows no path, yet reaches the syslog daemon
+// again after it restarts.
+func TestInheritedSyslogRedials(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	SyslogPath = "/nonexistent/log"
+	defer func() { SyslogPath = "/dev/log" }()
+	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, kind, err := dialSyslog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(fd, kind, "postfix/spawnd", 2)
+	srv.Close()
+	os.Remove(path)
+	srv, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	l.Warning("after restart")
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1024)
+	n, err := srv.Read(buf)
+	if err != nil || !strings.HasSuffix(string(buf[:n]), ": warning: after restart\n") {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+}
+
+// TestSyslogPathFromEnvironment runs the test binary again with
+// SPAWND_SYSLOG_SOCKET set: SyslogPath is read at start-up.
+func TestSyslogPathFromEnvironment(t *testing.T) {
+	if os.Getenv("MAILLOG_PRINT_PATH") != "" {
+		os.Stdout.WriteString(SyslogPath)
+		os.Exit(0)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSyslogPathFromEnvironment$")
+	cmd.Env = append(os.Environ(), "MAILLOG_PRINT_PATH=1", "SPAWND_SYSLOG_SOCKET=/tmp/x/log")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "/tmp/x/log" {
+		t.Fatalf("SyslogPath = %q, %v", out, err)
 	}
 }
