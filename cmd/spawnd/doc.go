@@ -1,0 +1,232 @@
+// Spawnd runs a command for every connection to a TCP or UNIX socket, as a
+// configured unprivileged user, with the command's standard input, output
+// and error connected to the client: a privilege-separated replacement for
+// Postfix's spawn(8) that runs many commands at once.
+//
+// # Synopsis
+//
+//	spawnd serve [-c DIR] [-v]
+//	spawnd check [-c DIR]
+//	spawnd version
+//	spawnd [generic Postfix daemon options] user=NAME[:GROUP] argv=COMMAND ...
+//
+// # Description
+//
+// spawnd is two processes. The executor, spawnd itself, runs as root: it
+// loads and validates the whole configuration at start-up, opens (or
+// inherits) the listening sockets, opens the log destination, and starts
+// the listener, spawnd-listener(8), as mail_owner with no supplementary
+// groups. From then on the executor only executes: for each connection the
+// listener hands it the client descriptor and the name of a service over a
+// SOCK_SEQPACKET socket pair; the executor checks the request against the
+// configuration, starts the service's command with the client on
+// descriptors 0, 1 and 2, enforces the time limit and reports how the
+// command ended. The listener accepts connections, applies each service's
+// concurrency limit and logs the outcome of each command. It never runs a
+// command; the executor never accepts a connection and never reads or
+// writes client data.
+//
+// spawnd runs in one of two modes: standalone, with its own configuration
+// directory, as an inetd-like daemon; or under Postfix's master(8), as a
+// drop-in for spawn(8) in master.cf.
+//
+// A command gets what spawn(8) gives it: descriptors 0, 1 and 2 on the
+// connection (blocking) and no other descriptor; the uid and gid of its
+// service, with that gid as its only supplementary group; the variables
+// named by export_environment plus PATH=/usr/bin:/bin, and nothing else
+// (the peer variables below when its service asks for them); working
+// directory $queue_directory, or / when that does not exist; umask 077;
+// SIGPIPE and SIGXFSZ ignored, every other signal at its default; its own
+// session and process group, with no controlling terminal; argv exactly as
+// configured, executed directly, without a shell.
+//
+// Unlike spawn(8) of Postfix 3.7, the time limit is enforced: when it
+// expires spawnd kills the command's whole process group with SIGKILL, as
+// root, also kills descendants that left the group, and shuts the
+// connection down, so that the client sees the end of the connection.
+//
+// With peer_environment set for a service, its commands also get
+// UCSPI-style variables describing the connection: PROTO=TCP, TCPREMOTEIP,
+// TCPREMOTEPORT, TCPLOCALIP and TCPLOCALPORT for TCP; PROTO=UNIX,
+// UNIXREMOTEUID, UNIXREMOTEGID and UNIXREMOTEPID (from SO_PEERCRED) for
+// UNIX sockets.
+//
+// # Standalone mode
+//
+// spawnd serve serves every service in DIR/master.cf (default /etc/spawnd)
+// whose command column is spawn or spawnd, with parameters from
+// DIR/main.cf, which may be absent (the defaults apply). It runs in the
+// foreground and logs as described under Diagnostics.
+//
+//   - -c DIR: The configuration directory (default /etc/spawnd).
+//   - -v: Log one line per connection: service, peer, pid, status and
+//     duration.
+//
+// master.cf has Postfix's syntax and columns: service, type, private,
+// unpriv, chroot, wakeup, maxproc, command and arguments. A service line
+// looks like this:
+//
+//	# service        type  private unpriv  chroot  wakeup  maxproc command + args
+//	127.0.0.1:10025  inet  n       n       n       -       4       spawnd
+//	    user=nobody argv=/bin/echo hello
+//	policy           unix  -       n       n       -       0       spawnd
+//	    -o policy_time_limit=3600 user=nobody argv=/usr/local/bin/policy-server
+//
+// An inet service listens on [host:]port or [ipv6]:port; without a host,
+// on all addresses. A unix service listens on an absolute path, or on
+// $queue_directory/private/NAME (private y or -) or
+// $queue_directory/public/NAME (private n). The executor removes a stale
+// socket and creates the new one owned by mail_owner with mode 0666, as
+// Postfix does: the directory controls access. The unpriv and chroot
+// columns must be n. The maxproc column is the service's concurrency limit
+// (- means $default_process_limit; 0 means no limit but the executor's own
+// hard cap); connections beyond it wait in the listen queue. -o name=value
+// words before the attributes override main.cf parameters for that
+// service.
+//
+// SIGTERM or SIGINT: stop accepting, let running commands finish within
+// their time limits, exit 0. SIGHUP: load and validate the configuration
+// again; if it is valid, re-execute with it, keeping the process id, the
+// listening sockets and the connections queued on them; if it is not,
+// log why and go on with the old one. When the listener dies, the
+// executor starts another, with back-off; running commands go on.
+//
+// Socket activation: when LISTEN_PID names this process, a service takes
+// the inherited socket whose name in LISTEN_FDNAMES (systemd's
+// FileDescriptorName=) equals the service name instead of opening its own.
+// systemd does not allow ":" in such a name, so name an activated inet
+// service by its port alone (10025 inet ...).
+//
+// spawnd check loads and validates everything serve would, prints one line
+// per service (name, endpoint, user, group, time limit, concurrency limit,
+// argv) and warnings, such as a private socket directory that other users
+// can enter, and exits 0; or prints every error and exits 1. It opens no
+// socket and starts nothing. spawnd version prints the version.
+//
+// # Postfix mode
+//
+// Any other command line is a Postfix master(8) command line. Replace
+// spawn with spawnd in master.cf:
+//
+//	policy  unix  -  n  n  -  0  spawnd
+//	    user=nobody argv=/usr/local/bin/policy-server --flag
+//
+// master(8) runs $daemon_directory/spawnd, so both spawnd and
+// spawnd-listener must be installed there. spawnd accepts every generic
+// option of Postfix's daemon skeleton with Postfix's meanings (-c is the
+// chroot flag, not a directory; -l arrives when maxproc is 1, -z when it
+// is 0; -n names the service; -o name=value overrides a parameter); an
+// unknown option is a fatal error that names it. It reads main.cf from
+// $MAIL_CONFIG or /etc/postfix, takes the listening sockets and master(8)'s
+// status channel from the descriptors master(8) passes, and tells
+// master(8) it is busy while at its concurrency limit and available below
+// it. It exits, letting running commands finish first, when master(8) goes
+// away, after $max_use connections, or after $max_idle seconds without
+// one. A configuration change takes postfix reload.
+//
+// # Command attributes
+//
+// The words after the service's options, as for spawn(8). Names are
+// matched without regard to case.
+//
+//   - user=NAME[:GROUP]: Required. Run the command as user NAME, with
+//     NAME's primary group or, when given, GROUP. Neither may be root, be
+//     mail_owner's uid or gid, or be -1.
+//   - argv=COMMAND ...: Required, last. The command and its arguments, to
+//     the end of the line. COMMAND must be an absolute path that resolves
+//     (symbolic links followed) to an executable regular file. Postfix's
+//     { ... } grouping puts whitespace in an argument.
+//
+// Every violation is fatal at start-up, with the file, line and service:
+//
+//	fatal: /etc/spawnd/master.cf: line 12: service policy: unknown attribute name: usr=nobody
+//
+// # Security
+//
+// The executor is the only process with privileges and is small enough to
+// audit in one sitting; it does not link the listener's code. It never
+// accepts a connection, never reads or writes client data, never parses
+// anything from the network, and never changes its own uid or gid. It
+// treats the listener as hostile: a request that is malformed, carries
+// other than exactly one socket descriptor, names an unknown service or
+// exceeds the executor's hard cap on children is refused, its descriptors
+// are closed, a warning is logged, and the listener is killed and
+// restarted (in Postfix mode spawnd exits and master(8) starts another).
+// Nothing the listener sends can change which program runs, with which
+// arguments, as whom or for how long: all of that is fixed at start-up.
+//
+// The listener, which faces the network, runs as mail_owner with no
+// supplementary groups, and cannot run a command or change privileges.
+// Commands never run as root, as mail_owner, or with their ids, and get
+// only the environment listed above.
+//
+// # Diagnostics
+//
+// Problems and transactions are logged as by Postfix daemons, one line per
+// event, as $syslog_name/spawnd, with facility $syslog_facility, to syslog
+// (/dev/log) or to $maillog_file; with neither, to standard error. Lines
+// start with "warning: " (severity warning), "fatal: " (crit; spawnd then
+// exits non-zero), or nothing (info). Abnormal ends of commands are logged
+// as spawn(8) logs them:
+//
+//	warning: command /usr/local/bin/policy-server exit status 3
+//	warning: command /usr/local/bin/policy-server killed by signal 9
+//	warning: /usr/local/bin/policy-server: process id 1234: command time limit exceeded
+//
+// A command that exits 0 is not logged, except with -v. Environment values
+// are never logged. spawnd check writes errors and warnings to standard
+// error.
+//
+// # Environment
+//
+//   - MAIL_CONFIG: In Postfix mode, the directory holding main.cf.
+//   - LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES: Socket activation.
+//   - SPAWND_SYSLOG_SOCKET: The syslog socket to use instead of /dev/log.
+//     For tests and diagnostics, such as a private syslog daemon.
+//
+// # Configuration parameters
+//
+// Set in main.cf, with Postfix's syntax ($name and ${name} expansion, time
+// units s, m, h, d and w), or per service with -o name=value in master.cf.
+// A change takes a restart: SIGHUP in standalone mode, postfix reload
+// under master(8).
+//
+//   - command_time_limit (1000s): The default time limit of a command.
+//   - <service>_time_limit ($command_time_limit): The time limit of the
+//     commands of one service; <service> is the master.cf service name, as
+//     written.
+//   - <service>_peer_environment (no): Give the commands of one service
+//     the peer variables; -o peer_environment=yes in master.cf does the
+//     same.
+//   - default_process_limit (100): The concurrency limit of a service
+//     whose maxproc column is -.
+//   - export_environment (TZ MAIL_CONFIG LANG): The names of the variables
+//     passed from spawnd's environment to commands.
+//   - mail_owner (postfix): The user the listener runs as.
+//   - maillog_file (empty): When set, log to this file (or /dev/stdout or
+//     /dev/stderr) instead of syslog. The executor opens it as root.
+//   - max_idle (100s): In Postfix mode, exit after this long without a
+//     connection.
+//   - max_use (100): In Postfix mode, exit after this many connections.
+//   - queue_directory (/var/spool/postfix): The base of relative unix
+//     socket names, and the commands' working directory.
+//   - syslog_facility (mail): The syslog facility.
+//   - syslog_name (postfix): The first part of the log ident,
+//     $syslog_name/spawnd.
+//
+// # Files
+//
+//   - /etc/spawnd/main.cf, /etc/spawnd/master.cf: Standalone configuration.
+//   - /etc/postfix/main.cf, /etc/postfix/master.cf: Postfix mode.
+//   - $daemon_directory/spawnd, $daemon_directory/spawnd-listener: Where
+//     master(8) runs them.
+//   - $queue_directory/private/, $queue_directory/public/: UNIX sockets.
+//   - /dev/log: The syslog socket.
+//   - spawnd.service, spawnd.socket: The systemd units.
+//
+// # See also
+//
+// spawnd-listener(8), the listener; spawn(8), the Postfix program spawnd
+// replaces; master(5), master(8), postconf(5), syslogd(8),
+// systemd.socket(5), sd_listen_fds(3).
+package main
