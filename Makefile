@@ -67,3 +67,61 @@ verify-deps:
 
 clean:
 	rm -rf $(BIN)
+
+# Installation. DESTDIR stages (packaging); the other directories are
+# where the files live and are written into the systemd units.
+.PHONY: man install uninstall
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/spawnd
+CONFDIR    ?= /etc/spawnd
+UNITDIR    ?= /lib/systemd/system
+# master(8) runs $daemon_directory/spawnd: Postfix's own value when
+# Postfix is installed, else Debian's.
+DAEMON_DIR ?= $(shell postconf -h daemon_directory 2>/dev/null || postconf -dh daemon_directory 2>/dev/null || echo /usr/lib/postfix/sbin)
+INSTALL_BINS  := spawnd spawnd-listener
+INSTALL_PAGES := spawnd.8 spawnd-listener.8
+INSTALL_CONF  := main.cf master.cf
+INSTALL_UNITS := spawnd.service spawnd.socket
+
+# spawnd.8 from its source, cmd/spawnd/doc.go (spawnd-listener.8 is
+# written by hand).
+man:
+	$(GO) run ./doc/mkman -d doc
+
+# Binaries into SBINDIR and DAEMON_DIR, manual pages, the example
+# configuration (into CONFDIR only where no file is there yet), units.
+install: build
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DAEMON_DIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(CONFDIR) $(DESTDIR)$(UNITDIR)
+	for f in $(INSTALL_BINS); do \
+		install -m 0755 $(BIN)/$$f $(DESTDIR)$(SBINDIR)/$$f && \
+		install -m 0755 $(BIN)/$$f $(DESTDIR)$(DAEMON_DIR)/$$f || exit 1; done
+	for f in $(INSTALL_PAGES); do install -m 0644 doc/$$f $(DESTDIR)$(MANDIR)/man8/$$f || exit 1; done
+	for f in $(INSTALL_CONF); do install -m 0644 examples/$$f $(DESTDIR)$(DOCDIR)/examples/$$f || exit 1; done
+	@for f in $(INSTALL_CONF); do \
+		if [ -e $(DESTDIR)$(CONFDIR)/$$f ]; then echo "keeping $(DESTDIR)$(CONFDIR)/$$f"; \
+		else echo "install -m 0644 examples/$$f $(DESTDIR)$(CONFDIR)/$$f"; \
+			install -m 0644 examples/$$f $(DESTDIR)$(CONFDIR)/$$f || exit 1; fi; done
+	for f in $(INSTALL_UNITS); do \
+		sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' -e 's|/etc/spawnd\b|$(CONFDIR)|g' init/$$f \
+			> $(DESTDIR)$(UNITDIR)/$$f && chmod 0644 $(DESTDIR)$(UNITDIR)/$$f || exit 1; done
+	@echo
+	@echo "Under Postfix, change the command column of a spawn service in"
+	@echo "master.cf from spawn to spawnd, then run postfix reload:"
+	@echo "    policy  unix  -  n  n  -  0  spawnd"
+	@echo "        user=nobody argv=/usr/local/bin/policy-server"
+	@echo "Standalone: edit $(CONFDIR)/master.cf, then"
+	@echo "    systemctl daemon-reload && systemctl enable --now spawnd.service"
+
+# Removes what install put; a configuration file in CONFDIR only while it
+# is still the unchanged example.
+uninstall:
+	for f in $(INSTALL_BINS); do rm -f $(DESTDIR)$(SBINDIR)/$$f $(DESTDIR)$(DAEMON_DIR)/$$f; done
+	for f in $(INSTALL_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man8/$$f; done
+	for f in $(INSTALL_CONF); do rm -f $(DESTDIR)$(DOCDIR)/examples/$$f; done
+	for f in $(INSTALL_UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$f; done
+	@for f in $(INSTALL_CONF); do \
+		if cmp -s examples/$$f $(DESTDIR)$(CONFDIR)/$$f; then echo "rm -f $(DESTDIR)$(CONFDIR)/$$f"; rm -f $(DESTDIR)$(CONFDIR)/$$f; \
+		elif [ -e $(DESTDIR)$(CONFDIR)/$$f ]; then echo "keeping $(DESTDIR)$(CONFDIR)/$$f: changed since install"; fi; done
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR) 2>/dev/null || true
