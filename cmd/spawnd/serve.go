@@ -1,8 +1,124 @@
 package main
 
-import "fmt"
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"spawnd/executor"
+	"spawnd/maillog"
+	"spawnd/policy"
+)
+
+// runServe is `spawnd serve [-c DIR] [-v]`: every spawn service of
+// DIR/master.cf, in the foreground, until SIGTERM or SIGINT.
 func runServe(args []string) int {
-	fmt.Println("fatal: serve: not built yet")
+	fs := flag.NewFlagSet("spawnd serve", flag.ContinueOnError)
+	dir := fs.String("c", "/etc/spawnd", "configuration `directory`")
+	verbose := fs.Bool("v", false, "log one line per connection")
+	if fs.Parse(args) != nil || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: spawnd serve [-c directory] [-v]")
+		return 2
+	}
+	p, err := policy.Load(*dir, os.Environ())
+	if err != nil {
+		return fatalf("%v", err)
+	}
+	log, flags, err := setup(p, *verbose)
+	if err != nil {
+		return fatalf("%v", err)
+	}
+	own := os.Getenv("SPAWND_REEXEC") != ""
+	os.Unsetenv("SPAWND_REEXEC")
+	sockets, paths, err := openSockets(p, inherited(), own)
+	if err != nil {
+		removeAll(paths)
+		log.Error("%v", err)
+		return fatalf("%v", err)
+	}
+	s := newSupervisor(p, log, sockets, -1, flags)
+	s.reload = func() bool {
+		if _, err := policy.Load(*dir, os.Environ()); err != nil {
+			log.Warning("reload: keeping the old configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			return false
+		}
+		log.Info("reload: configuration is valid, restarting with it")
+		return true
+	}
+	outcome, err := s.run()
+	if outcome == reexec {
+		err = reexecute(p, sockets)
+	}
+	removeAll(paths)
+	if err != nil {
+		log.Error("%v", err)
+		return 1
+	}
+	return 0
+}
+
+// setup makes the process-wide settings both modes share and opens the
+// log. It returns the listener's logging flags.
+func setup(p *policy.Policy, verbose bool) (*maillog.Logger, []string, error) {
+	executor.Setup()
+	ident := p.SyslogName + "/spawnd"
+	log, err := maillog.Open(p.MaillogFile, ident, p.SyslogFacility)
+	if err != nil {
+		return nil, nil, err
+	}
+	fac, _ := maillog.Facility(p.SyslogFacility)
+	flags := []string{"-i", ident, "-F", strconv.Itoa(fac)}
+	if verbose {
+		flags = append(flags, "-v")
+	}
+	return log, flags, nil
+}
+
+// reexecute replaces this process with a new spawnd serve (same pid, so
+// the commands still running stay its children), handing it the listening
+// sockets the way systemd does, so that queued connections survive.
+func reexecute(p *policy.Policy, sockets [][]int) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var names []string
+	var fds []int
+	for i, s := range p.Services {
+		for _, fd := range sockets[i] {
+			names = append(names, s.Name)
+			moved, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 1000)
+			if err != nil {
+				return fmt.Errorf("reload: %w", err)
+			}
+			fds = append(fds, moved)
+		}
+	}
+	for i, fd := range fds {
+		if err := unix.Dup3(fd, 3+i, 0); err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+	}
+	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()),
+		"LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"), "SPAWND_REEXEC=1")
+	return syscall.Exec(self, os.Args, env)
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
+}
+
+// fatalf prints a fatal error in Postfix's shape, one line per error.
+func fatalf(format string, a ...any) int {
+	for _, line := range strings.Split(fmt.Sprintf(format, a...), "\n") {
+		fmt.Fprintln(os.Stderr, "fatal: "+line)
+	}
 	return 1
 }
