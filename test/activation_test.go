@@ -68,13 +68,7 @@ func startActivated(t *testing.T, dir, listen, fdname, master string) *activated
 	}
 	go func() { a.cmd.Wait(); close(a.done) }()
 	t.Cleanup(func() {
-		a.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-a.done:
-		case <-time.After(10 * time.Second):
-			a.cmd.Process.Kill()
-			<-a.done
-		}
+		a.Stop()
 		if t.Failed() {
 			a.stderr.mu.Lock()
 			t.Logf("systemd-socket-activate and spawnd stderr:\n%s", a.buf.String())
@@ -96,6 +90,18 @@ func startActivated(t *testing.T, dir, listen, fdname, master string) *activated
 			t.Fatal("systemd-socket-activate not listening after 10s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM and waits for spawnd to exit, SIGKILL after ten
+// seconds.
+func (a *activated) Stop() {
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		a.cmd.Process.Kill()
+		<-a.done
 	}
 }
 
@@ -220,5 +226,27 @@ func TestSocketActivationUnix(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); err != nil {
 		t.Errorf("the inherited socket is gone: %v", err)
+	}
+}
+
+// TestSocketActivationUnixReload: systemd's socket is where the service
+// would put its own ($queue_directory/private/NAME), as in a socket unit
+// written for Postfix's layout. spawnd must never remove it: systemd
+// owns it and listens on it again when spawnd exits, across a reload
+// (SIGHUP) too.
+func TestSocketActivationUnixReload(t *testing.T) {
+	requireSocketActivate(t)
+	dir := tempDir(t)
+	sock := filepath.Join(dir, "queue/private/policy")
+	os.MkdirAll(filepath.Dir(sock), 0o700)
+	a := startActivated(t, dir, sock, "policy",
+		"policy unix - n n - - spawnd\n    user=nobody argv=/bin/echo ok\n")
+	talkUntil(t, "unix", sock, "ok")
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond)
+	talkUntil(t, "unix", sock, "ok")
+	a.Stop()
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("after a reload and a stop, systemd's socket %s: %v; spawnd removed a socket it did not create", sock, err)
 	}
 }
