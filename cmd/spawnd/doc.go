@@ -111,7 +111,8 @@
 //	policy  unix  -  n  n  -  0  spawnd
 //	    user=nobody argv=/usr/local/bin/policy-server --flag
 //
-// master(8) runs $daemon_directory/spawnd, so both spawnd and
+// The unpriv and chroot columns must be n: spawnd needs root, and does not
+// chroot. master(8) runs $daemon_directory/spawnd, so both spawnd and
 // spawnd-listener must be installed there. spawnd accepts every generic
 // option of Postfix's daemon skeleton with Postfix's meanings (-c is the
 // chroot flag, not a directory; -l arrives when maxproc is 1, -z when it
@@ -122,7 +123,8 @@
 // master(8) it is busy while at its concurrency limit and available below
 // it. It exits, letting running commands finish first, when master(8) goes
 // away, after $max_use connections, or after $max_idle seconds without
-// one. A configuration change takes postfix reload.
+// one. postfix stop (SIGTERM) ends running commands too. A configuration
+// change takes postfix reload.
 //
 // # Command attributes
 //
