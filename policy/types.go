@@ -22,6 +22,8 @@ type Policy struct {
 	// Warnings are problems that do not stop spawnd, such as a private
 	// socket directory open to other users. spawnd check prints them.
 	Warnings []string
+
+	defaultLimit int // default_process_limit
 }
 
 // Account is a resolved user: name, uid and gid.

@@ -1,8 +1,34 @@
 package main
 
-import "fmt"
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
 
+	"spawnd/policy"
+)
+
+// runCheck is `spawnd check [-c DIR]`: load and validate everything serve
+// would, print the resolved services, open nothing, start nothing.
 func runCheck(args []string) int {
-	fmt.Println("fatal: check: not built yet")
-	return 1
+	fs := flag.NewFlagSet("spawnd check", flag.ContinueOnError)
+	dir := fs.String("c", "/etc/spawnd", "configuration `directory`")
+	if fs.Parse(args) != nil || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "usage: spawnd check [-c directory]")
+		return 2
+	}
+	p, err := policy.Load(*dir, os.Environ())
+	if err != nil {
+		return fatalf("%v", err)
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintln(os.Stderr, "warning: "+w)
+	}
+	for _, s := range p.Services {
+		fmt.Printf("%s %s %s user=%s group=%s time_limit=%ds process_limit=%d argv=%s\n",
+			s.Name, s.Endpoint.Type, s.Endpoint.Address, s.User, s.Group,
+			int(s.TimeLimit.Seconds()), s.ProcessLimit, strings.Join(s.Argv, " "))
+	}
+	return 0
 }
