@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -34,6 +35,7 @@ type Config struct {
 type Executor struct {
 	cfg  Config
 	idle *sync.Cond // on mu: running reached 0
+	cwd  string     // the working directory at New
 
 	// Guarded by mu (spawn.go).
 	running   int
@@ -57,7 +59,8 @@ func New(cfg Config) *Executor {
 	if cfg.Cap < 1 || len(cfg.ListenFd) != n || len(cfg.ListenN) != n {
 		panic("executor: Config needs Cap > 0 and ListenFd and ListenN for every service")
 	}
-	return &Executor{cfg: cfg, idle: sync.NewCond(&mu), byService: make([]int, n)}
+	cwd, _ := os.Getwd()
+	return &Executor{cfg: cfg, idle: sync.NewCond(&mu), byService: make([]int, n), cwd: cwd}
 }
 
 // The states of one Serve; they only move forward.

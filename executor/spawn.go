@@ -121,8 +121,16 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 	if err := unix.SetNonblock(fd, false); err != nil && reason == "" {
 		reason = fmt.Sprintf("fcntl F_SETFL: %v", err)
 	}
+	// A command inherits the executor's working directory, entered as
+	// root at start-up, as spawn(8)'s commands inherit master(8)'s: a
+	// queue_directory closed to the service's user still works. Only
+	// another directory is entered in the child, as the user.
+	dir := svc.Dir
+	if dir == e.cwd {
+		dir = ""
+	}
 	attr := &syscall.ProcAttr{
-		Dir:   svc.Dir,
+		Dir:   dir,
 		Env:   env,
 		Files: []uintptr{uintptr(fd), uintptr(fd), uintptr(fd)},
 		Sys: &syscall.SysProcAttr{

@@ -54,9 +54,7 @@ func runDaemon(args []string) int {
 			sockets = append(sockets, fd)
 		}
 	}
-	if err := os.Chdir(p.QueueDirectory); err != nil {
-		log.Warning("chdir %s: %v", p.QueueDirectory, err)
-	}
+	chdir(p, log)
 	flags = append(flags, "-p", "-P", strconv.Itoa(os.Getpid()), "-g", strconv.FormatUint(gen, 10),
 		"-u", strconv.Itoa(p.MaxUse), "-t", strconv.Itoa(int(p.MaxIdle/time.Second)))
 	s := newSupervisor(p, log, [][]int{sockets}, masterStatusFd, flags)

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,14 +34,18 @@ func runServe(args []string) int {
 	if err != nil {
 		return fatalf("%v", err)
 	}
-	own := os.Getenv("SPAWND_REEXEC") != ""
-	os.Unsetenv("SPAWND_REEXEC")
+	own := map[string]bool{}
+	for _, name := range strings.Split(os.Getenv("SPAWND_OWN_SOCKETS"), ":") {
+		own[name] = true
+	}
+	os.Unsetenv("SPAWND_OWN_SOCKETS")
 	sockets, paths, err := openSockets(p, inherited(), own)
 	if err != nil {
 		removeAll(paths)
 		log.Error("%v", err)
 		return fatalf("%v", err)
 	}
+	chdir(p, log)
 	s := newSupervisor(p, log, sockets, -1, flags)
 	s.reload = func() bool {
 		if _, err := policy.Load(*dir, os.Environ()); err != nil {
@@ -52,7 +57,7 @@ func runServe(args []string) int {
 	}
 	outcome, err := s.run()
 	if outcome == reexec {
-		err = reexecute(p, sockets)
+		err = reexecute(p, sockets, paths)
 	}
 	removeAll(paths)
 	if err != nil {
@@ -82,16 +87,20 @@ func setup(p *policy.Policy, verbose bool) (*maillog.Logger, []string, error) {
 // reexecute replaces this process with a new spawnd serve (same pid, so
 // the commands still running stay its children), handing it the listening
 // sockets the way systemd does, so that queued connections survive.
-func reexecute(p *policy.Policy, sockets [][]int) error {
+func reexecute(p *policy.Policy, sockets [][]int, paths []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	var names []string
+	var names, own []string
 	var fds []int
 	for i, s := range p.Services {
+		if slices.Contains(paths, s.Endpoint.Address) {
+			own = append(own, s.Name)
+		}
 		for _, fd := range sockets[i] {
-			names = append(names, s.Name)
+			// LISTEN_FDNAMES is ":"-separated; inet names hold ":".
+			names = append(names, strings.NewReplacer("%", "%25", ":", "%3A").Replace(s.Name))
 			moved, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 1000)
 			if err != nil {
 				return fmt.Errorf("reload: %w", err)
@@ -105,8 +114,19 @@ func reexecute(p *policy.Policy, sockets [][]int) error {
 		}
 	}
 	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()),
-		"LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"), "SPAWND_REEXEC=1")
+		"LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"), "SPAWND_OWN_SOCKETS="+strings.Join(own, ":"))
 	return syscall.Exec(self, os.Args, env)
+}
+
+// chdir enters the commands' working directory as root, once, so that
+// they inherit it (see executor.spawn).
+func chdir(p *policy.Policy, log *maillog.Logger) {
+	for _, s := range p.Services {
+		if err := os.Chdir(s.Dir); err != nil {
+			log.Warning("chdir %s: %v", s.Dir, err)
+		}
+		return
+	}
 }
 
 func removeAll(paths []string) {

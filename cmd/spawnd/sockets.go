@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,7 +41,7 @@ func inherited() map[string][]int {
 		unix.CloseOnExec(fd)
 		name := "unknown"
 		if i < len(names) {
-			name = names[i]
+			name, _ = url.PathUnescape(names[i]) // a reload's "127.0.0.1%3A25"
 		}
 		byName[name] = append(byName[name], fd)
 	}
@@ -49,14 +50,14 @@ func inherited() map[string][]int {
 
 // openSockets returns each service's listening sockets: the inherited
 // ones named after it, or new ones. It returns the unix socket paths to
-// remove on exit: those it created, and, when own is set (inherited from
-// this spawnd before a reload, not from systemd), the inherited ones.
-func openSockets(p *policy.Policy, inh map[string][]int, own bool) (fds [][]int, paths []string, err error) {
+// remove on exit: those it created, and the inherited ones that own names
+// (created by this spawnd before a reload, not by systemd).
+func openSockets(p *policy.Policy, inh map[string][]int, own map[string]bool) (fds [][]int, paths []string, err error) {
 	for _, s := range p.Services {
 		if got := inh[s.Name]; len(got) > 0 {
 			fds = append(fds, got)
 			delete(inh, s.Name)
-			if own && s.Endpoint.Type == policy.Unix {
+			if own[s.Name] && s.Endpoint.Type == policy.Unix {
 				paths = append(paths, s.Endpoint.Address)
 			}
 			continue
