@@ -41,6 +41,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -65,6 +66,19 @@ var (
 // for one descriptor per running command.
 func Setup() {
 	unix.Umask(0o077)
+	// A disposition of "ignore" survives exec: reset any that spawnd
+	// inherited (nohup, a shell, a supervisor), so that a command gets
+	// every signal but SIGPIPE and SIGXFSZ at its default however spawnd
+	// was started. Raw, because Go hands signals 32 and 33 to the C
+	// library and will not touch them.
+	for sig := 1; sig <= 64; sig++ {
+		var old [4]uint64 // struct sigaction: handler, flags, restorer, mask
+		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+		if old[0] == 1 { // SIG_IGN
+			dfl := [4]uint64{}
+			unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		}
+	}
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGXFSZ)
 	ents, _ := os.ReadDir("/proc/self/fd")
 	for _, ent := range ents {
