@@ -3,49 +3,111 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"spawnd/ipc"
+	"golang.org/x/sys/unix"
+
 	"spawnd/listener"
 	"spawnd/maillog"
 )
 
-// The descriptors spawnd hands its listener.
+// The descriptors spawnd hands its listener; the listening sockets follow,
+// at the numbers the executor's Service messages give.
 const (
 	pairFd   = 3
 	logFd    = 4
-	statusFd = 5
+	statusFd = 5 // with -p only
 )
 
+const usage = "usage: spawnd-listener [-v] [-L syslog|stream|file] [-i ident] [-F facility] " +
+	"[-p -P pid -g generation -u max_use -t max_idle]"
+
 func main() {
-	verbose := flag.Bool("v", false, "log one line per connection")
-	kind := flag.String("L", string(maillog.File), "log destination `kind`: syslog, stream or file")
-	ident := flag.String("i", "postfix/spawnd", "log `ident`")
-	facility := flag.Int("F", 2, "syslog `facility` number")
-	postfix := flag.Bool("p", false, "Postfix mode: master(8)'s status channel is fd 5")
-	pid := flag.Int("P", 0, "`pid` to report to master(8)")
-	gen := flag.Uint("g", 0, "master(8)'s `generation`")
-	maxUse := flag.Int("u", 0, "stop after `n` connections (0: never)")
-	maxIdle := flag.Int("t", 0, "stop after `seconds` idle (0: never)")
-	flag.Parse()
-	log := maillog.New(logFd, maillog.Kind(*kind), *ident, *facility)
-	if flag.NArg() > 0 {
-		log.Fatal("usage: spawnd-listener [options]: unexpected argument %q", flag.Arg(0))
+	for _, fd := range []int{pairFd, logFd, statusFd} {
+		unix.CloseOnExec(fd) // it never execs; hygiene all the same
 	}
+	fs := flag.NewFlagSet("spawnd-listener", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	verbose := fs.Bool("v", false, "")
+	kind := fs.String("L", string(maillog.File), "")
+	ident := fs.String("i", "postfix/spawnd", "")
+	facility := fs.Int("F", 2, "")
+	postfix := fs.Bool("p", false, "")
+	pid := fs.Int("P", 0, "")
+	gen := fs.Uint64("g", 0, "")
+	maxUse := fs.Int("u", 0, "")
+	maxIdle := fs.Int("t", 0, "")
+	err := fs.Parse(os.Args[1:])
+
+	log := logger(maillog.Kind(*kind), *ident, *facility)
+	switch k := maillog.Kind(*kind); {
+	case err != nil:
+	case k != maillog.Syslog && k != maillog.SyslogStream && k != maillog.File:
+		err = fmt.Errorf("-L %s: want syslog, stream or file", *kind)
+	case *facility < 0 || *facility > 23:
+		err = fmt.Errorf("-F %d: want a syslog facility number, 0 to 23", *facility)
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case !*postfix && (*pid != 0 || *gen != 0 || *maxUse != 0 || *maxIdle != 0):
+		err = fmt.Errorf("-P, -g, -u and -t need -p")
+	case *postfix && (*pid <= 0 || *pid > math.MaxInt32):
+		err = fmt.Errorf("-P %d: want the pid master(8) forked", *pid)
+	case *gen > math.MaxUint32 || *maxUse < 0 || *maxIdle < 0:
+		err = fmt.Errorf("-g %d, -u %d, -t %d: out of range", *gen, *maxUse, *maxIdle)
+	}
+	if err != nil {
+		log.Fatal("%s: %v", usage, err)
+	}
+	if typ, err := unix.GetsockoptInt(pairFd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
+		log.Fatal("no socket pair to the executor on fd %d", pairFd)
+	}
+	cfg := listener.Config{Pair: pairFd, Log: log, Verbose: *verbose, Stop: stopOnSignal()}
+	if *postfix {
+		if !writable(statusFd) {
+			log.Fatal("-p: no master(8) status channel on fd %d", statusFd)
+		}
+		cfg.Postfix = &listener.Postfix{Status: statusFd, Pid: int32(*pid), Generation: uint32(*gen),
+			MaxUse: *maxUse, MaxIdle: time.Duration(*maxIdle) * time.Second}
+	}
+	if err := listener.Run(cfg); err != nil {
+		log.Fatal("%v", err)
+	}
+}
+
+// logger logs to the destination the executor opened on fd 4 or, when the
+// listener was started by hand without one, to standard error.
+func logger(kind maillog.Kind, ident string, facility int) *maillog.Logger {
+	if !writable(logFd) {
+		return maillog.New(2, maillog.File, ident, facility)
+	}
+	if kind != maillog.Syslog && kind != maillog.SyslogStream {
+		kind = maillog.File
+	}
+	return maillog.New(logFd, kind, ident, facility)
+}
+
+// stopOnSignal returns a channel closed at the first SIGTERM or SIGINT:
+// stop accepting, let the commands in flight report, exit 0.
+func stopOnSignal() <-chan struct{} {
 	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	go func() { <-sigs; close(stop) }()
-	cfg := listener.Config{Conn: ipc.NewConn(pairFd), Log: log, Verbose: *verbose, Status: -1, Stop: stop}
-	if *postfix {
-		cfg.Status, cfg.Pid, cfg.Gen = statusFd, int32(*pid), uint32(*gen)
-		cfg.MaxUse, cfg.MaxIdle = *maxUse, time.Duration(*maxIdle)*time.Second
-	}
-	if err := listener.Run(cfg, pairFd); err != nil {
-		log.Fatal("%v", err)
-	}
-	fmt.Fprint(os.Stderr)
+	go func() {
+		<-sigs
+		close(stop)
+	}()
+	return stop
+}
+
+// writable reports whether fd is open for writing. Open alone would not
+// do: when the executor's descriptors are missing (a start by hand), the
+// Go runtime may have taken their numbers for files it reads.
+func writable(fd int) bool {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_ACCMODE != unix.O_RDONLY
 }

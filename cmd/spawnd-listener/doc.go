@@ -1,0 +1,154 @@
+// Spawnd-listener is the unprivileged half of spawnd(8): it accepts
+// connections on spawnd's listening sockets and hands each client to the
+// executor, which runs the service's command.
+//
+// # Synopsis
+//
+//	spawnd-listener [-v] [-L syslog|stream|file] [-i ident] [-F facility]
+//	        [-p -P pid -g generation -u max_use -t max_idle]
+//
+// # Description
+//
+// spawnd-listener is not run by hand. The executor, spawnd(8), starts it
+// from its own directory as mail_owner (uid and gid, no supplementary
+// groups), with an empty environment, and starts another, with back-off,
+// when it dies; commands already running go on, and their results go to
+// the new listener.
+//
+// It inherits these descriptors:
+//
+//   - 3: Its end of the executor's SOCK_SEQPACKET socket pair. Messages are
+//     msgpack maps with at most one client descriptor each, passed as
+//     SCM_RIGHTS; the protocol is versioned and documented in the ipc
+//     package. The listener sends Hello; the executor answers Welcome, with
+//     its hard cap on running commands, and one Service message per service
+//     (name, command, concurrency limit, listening descriptors, commands
+//     already running); then the listener sends one Run request per
+//     connection and the executor answers each with Exited or Refused.
+//   - 4: The log destination the executor opened, of the kind -L names.
+//   - 5: With -p, master(8)'s status channel.
+//   - 5 and up (6 and up with -p): The listening sockets, each service's
+//     contiguous, at the descriptors its Service message names.
+//
+// One event loop (epoll) watches the pair, the status channel and the
+// listening sockets of every service that may take another connection.
+// For each connection it accepts (close-on-exec; SO_KEEPALIVE for TCP, as
+// Postfix sets it) it sends Run, with a sequence number and the service's
+// index, and closes its own copy of the client at once. A command is in
+// flight from its Run until its result arrives; the commands already
+// running when the listener started count as in flight until their
+// results, with sequence number 0, arrive. A service at its concurrency
+// limit, or every service when the total reaches the executor's cap, is
+// no longer watched: further connections wait in the kernel's listen
+// queue, none is accepted only to be dropped, and they are taken as
+// results free slots. When the executor goes away the listener exits at
+// once, with status 0.
+//
+// SIGTERM or SIGINT: stop accepting, wait for the results of the commands
+// in flight (logging them), exit 0.
+//
+// # Options
+//
+//   - -v: Log one line per connection.
+//   - -L syslog|stream|file: The kind of descriptor 4: a datagram or
+//     stream socket to the syslog daemon, or a file (default).
+//   - -i ident: The log ident (default postfix/spawnd).
+//   - -F facility: The syslog facility, as a number (default 2, mail).
+//   - -p: Postfix mode; descriptor 5 is master(8)'s status channel.
+//   - -P pid: With -p, the process id for status messages: the executor's,
+//     the process master(8) forked.
+//   - -g generation: With -p, master(8)'s generation, in decimal.
+//   - -u max_use: With -p, stop after this many connections (0: never).
+//   - -t max_idle: With -p, stop after this many seconds with no command in
+//     flight (0: never).
+//
+// # Postfix mode
+//
+// With -p the listener speaks master(8)'s status protocol on descriptor 5:
+// 12-byte records in host byte order (pid, generation, status), with the
+// pid and generation it was given. It sends busy (0) when no service may
+// take another connection, that is at the service's concurrency limit (the
+// executor's cap when the limit is 0), so that master(8) starts another
+// process, and available (1) when a result frees a slot again; only
+// changes are sent, and a new process counts as available. The listening
+// sockets are shared with the service's other processes: losing an accept
+// race (EAGAIN) is normal. The listener stops accepting, reports busy,
+// waits for the commands in flight and exits 0 after max_use connections,
+// after max_idle seconds with nothing in flight, or when the status channel
+// becomes readable or reaches end of file (master(8) went away; nothing is
+// sent then). It never closes or removes master(8)'s sockets.
+//
+// # Security
+//
+// The listener faces the network, so it has nothing worth taking: it runs
+// as mail_owner with no supplementary groups, reads no configuration,
+// never runs a command, never changes its privileges, and never reads or
+// writes client data. Which services exist, their limits and its
+// descriptors it learns from the executor. The executor treats every
+// message from it as hostile: a request that is malformed, carries other
+// than one connected stream socket, names an unknown service or exceeds
+// the executor's hard cap is refused and the listener is killed. Nothing
+// the listener sends can change which program runs, with which arguments,
+// as whom, or for how long. The listener keeps under the cap itself and
+// closes its copy of every client descriptor after passing it, sent or
+// not. Every inherited descriptor is made close-on-exec at start-up.
+//
+// # Diagnostics
+//
+// Lines go to descriptor 4 as the executor's do, as $syslog_name/spawnd,
+// in Postfix's format: "warning: " and "fatal: " prefixes, info lines
+// bare. Abnormal ends of commands are logged in spawn(8)'s words, where
+// /path is the service's command (argv[0]):
+//
+//	warning: command /path exit status 3
+//	warning: command /path killed by signal 9
+//	warning: /path: process id 1234: command time limit exceeded
+//	warning: command /path: could not start: fork: resource temporarily unavailable
+//
+// The last is a command the executor refused to start, with its reason.
+// With -v, one more line per connection, when its result arrives:
+//
+//	service=policy peer=127.0.0.1:40312 pid=1234 status=exit 0 duration=12.3ms
+//
+// peer is ip:port for TCP ([ip]:port for IPv6), unix for a UNIX-domain
+// client, unknown when the client left before it was asked or for a command
+// started by an earlier listener. status is "exit N", "signal N",
+// "time limit" or "refused"; pid is - for a refused command. duration is
+// the command's run time as the executor measured it (for a refused
+// command, the time from accept to refusal). -v also logs why the listener
+// stops: "master disconnect -- exiting", "idle timeout -- exiting", "use
+// limit reached -- exiting", "stop signal -- exiting".
+//
+// When accept fails for want of descriptors or memory (EMFILE, ENFILE,
+// ENOBUFS, ENOMEM), the socket is left alone for 100 milliseconds rather
+// than retried in a loop, and a warning is logged at most every 10
+// seconds:
+//
+//	warning: accept: too many open files
+//
+// Other unexpected accept errors are handled the same way and logged as
+// "warning: service NAME: accept: ERROR". A client that left before it
+// was accepted, and EAGAIN, are not logged.
+//
+// A bad command line, a missing descriptor, a protocol error from the
+// executor or a failed system call is logged as "fatal: ..." and the
+// listener exits with status 1; the executor starts another.
+//
+// # Configuration parameters
+//
+// None of its own: the executor reads main.cf and master.cf and passes the
+// listener what it needs, on its command line and in the Service messages.
+// What they come from, in spawnd(8):
+//
+//   - syslog_name (postfix), syslog_facility (mail), maillog_file (empty):
+//     The log ident, facility and destination (-i, -F, -L and descriptor 4).
+//   - The maxproc column of master.cf, default_process_limit (100): A
+//     service's concurrency limit.
+//   - max_use (100), max_idle (100s): In Postfix mode, -u and -t.
+//   - mail_owner (postfix): The user the listener runs as.
+//
+// # See also
+//
+// spawnd(8), the executor; spawn(8), the Postfix program spawnd replaces;
+// master(8), Postfix's process manager and its status protocol.
+package main
