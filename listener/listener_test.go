@@ -47,23 +47,53 @@ type setup struct {
 // arrived, so a Run that finds the fake's count at a limit is a Run past
 // the limit, whatever the timing.
 type fake struct {
-	t        *testing.T
-	conn     *ipc.Conn
-	fd       int
-	logPath  string
-	status   int // the test's end of master(8)'s status channel, or -1
-	done     chan error
-	limits   []uint32
-	cap      uint32
-	inflight []uint32          // per service: Runs and earlier commands without a result sent
-	fds      map[uint64]int    // client descriptors of Runs not yet answered
-	svcOf    map[uint64]uint32 // service of each Run not yet answered
-	maxTotal uint32
+	t         *testing.T
+	conn      *ipc.Conn
+	fd        int
+	logPath   string
+	status    int // the test's end of master(8)'s status channel, or -1
+	done      chan error
+	limits    []uint32
+	cap       uint32
+	inflight  []uint32          // per service: Runs and earlier commands without a result sent
+	fds       map[uint64]int    // client descriptors of Runs not yet answered
+	svcOf     map[uint64]uint32 // service of each Run not yet answered
+	maxTotal  uint32
+	ourStatus int // the listener's end of the status channel, or -1
 }
 
 // start runs Run in a goroutine, answers Hello with Welcome and the
 // Service messages, and returns the fake executor.
 func start(t *testing.T, s setup) *fake {
+	t.Helper()
+	f, li, logFd := newFake(t, s.cap)
+	cfg := Config{Pair: li, Log: maillog.New(logFd, maillog.File, "postfix/spawnd", 2), Verbose: s.verbose, Stop: s.stop}
+	if s.postfix != nil {
+		pf := *s.postfix
+		pf.Status = f.statusPair()
+		cfg.Postfix = &pf
+	}
+	var first []int
+	for _, svc := range s.services {
+		first = append(first, contiguous(t, svc.fds))
+	}
+	go func() { f.done <- Run(cfg) }()
+	t.Cleanup(func() {
+		f.conn.Shutdown()
+		select {
+		case <-f.done:
+		case <-time.After(hang):
+			t.Error("Run did not end when the executor went away")
+		}
+	})
+	f.welcome(s.services, first)
+	return f
+}
+
+// newFake returns a fake executor with a fresh pair and log file, and the
+// listener's end of the pair and the log's descriptor. Everything is
+// closed at cleanup, after the listener's own cleanups.
+func newFake(t *testing.T, cap uint32) (f *fake, li, logFd int) {
 	t.Helper()
 	ex, li, err := ipc.Pair()
 	if err != nil {
@@ -75,61 +105,57 @@ func start(t *testing.T, s setup) *fake {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(t.TempDir(), "maillog")
-	logFd, err := unix.Open(logPath, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_CLOEXEC, 0o600)
+	logFd, err = unix.Open(logPath, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cap == 0 {
-		s.cap = 100
+	if cap == 0 {
+		cap = 100
 	}
-	f := &fake{t: t, conn: ipc.NewConn(ex), fd: ex, logPath: logPath, status: -1, done: make(chan error, 1),
-		cap: s.cap, fds: map[uint64]int{}, svcOf: map[uint64]uint32{}}
-	cfg := Config{Pair: li, Log: maillog.New(logFd, maillog.File, "postfix/spawnd", 2), Verbose: s.verbose, Stop: s.stop}
-	if s.postfix != nil {
-		sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pf := *s.postfix
-		pf.Status, f.status = sp[0], sp[1]
-		cfg.Postfix = &pf
-	}
-	var first []int
-	for _, svc := range s.services {
-		first = append(first, contiguous(t, svc.fds))
-	}
-	go func() { f.done <- Run(cfg) }()
+	f = &fake{t: t, conn: ipc.NewConn(ex), fd: ex, logPath: logPath, status: -1, done: make(chan error, 1),
+		cap: cap, fds: map[uint64]int{}, svcOf: map[uint64]uint32{}, ourStatus: -1}
 	t.Cleanup(func() {
-		unix.Shutdown(ex, unix.SHUT_RDWR)
-		select {
-		case <-f.done:
-		case <-time.After(hang):
-			t.Error("Run did not end when the executor went away")
-		}
 		for _, fd := range f.fds {
 			unix.Close(fd)
 		}
 		unix.Close(ex)
 		unix.Close(li)
 		unix.Close(logFd)
-		if cfg.Postfix != nil {
-			unix.Close(cfg.Postfix.Status)
+		if f.ourStatus >= 0 {
+			unix.Close(f.ourStatus)
 		}
 		if f.status >= 0 {
 			unix.Close(f.status)
 		}
 	})
-	if m := f.recv(); m.Kind != ipc.KindHello {
-		t.Fatalf("first message %+v, want hello", m)
+	return f, li, logFd
+}
+
+// statusPair makes master(8)'s status channel and returns the listener's
+// end; the test reads the other, f.status.
+func (f *fake) statusPair() int {
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		f.t.Fatal(err)
 	}
-	f.send(&ipc.Message{Kind: ipc.KindWelcome, Services: uint32(len(s.services)), Cap: s.cap})
-	for i, svc := range s.services {
+	f.ourStatus, f.status = sp[0], sp[1]
+	return sp[0]
+}
+
+// welcome takes Hello and answers Welcome and one Service message per
+// service, whose sockets are at first[i] in the listener.
+func (f *fake) welcome(services []svcSpec, first []int) {
+	f.t.Helper()
+	if m := f.recv(); m.Kind != ipc.KindHello {
+		f.t.Fatalf("first message %+v, want hello", m)
+	}
+	f.send(&ipc.Message{Kind: ipc.KindWelcome, Services: uint32(len(services)), Cap: f.cap})
+	for i, svc := range services {
 		f.send(&ipc.Message{Kind: ipc.KindService, Service: uint32(i), Name: svc.name, Command: svc.command,
 			Limit: svc.limit, Fd: int32(first[i]), NFd: uint32(len(svc.fds)), Running: svc.running})
 		f.limits = append(f.limits, svc.limit)
 		f.inflight = append(f.inflight, svc.running)
 	}
-	return f
 }
 
 func (f *fake) send(m *ipc.Message) {
@@ -259,6 +285,8 @@ func (f *fake) returned(d time.Duration) bool {
 	}
 }
 
+var logLine = regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: (.*)$`)
+
 // logLines returns the log's lines without the "date host ident[pid]: "
 // prefix, which maillog's own tests check.
 func (f *fake) logLines() []string {
@@ -272,11 +300,11 @@ func (f *fake) logLines() []string {
 		if line == "" {
 			continue
 		}
-		_, text, ok := strings.Cut(line, "postfix/spawnd["+strconv.Itoa(os.Getpid())+"]: ")
-		if !ok {
-			f.t.Fatalf("log line %q: no ident", line)
+		m := logLine.FindStringSubmatch(line)
+		if m == nil {
+			f.t.Fatalf("log line %q: not in maillog_file format", line)
 		}
-		out = append(out, text)
+		out = append(out, m[1])
 	}
 	return out
 }
