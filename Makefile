@@ -84,8 +84,8 @@ INSTALL_PAGES := spawnd.8 spawnd-listener.8
 INSTALL_CONF  := main.cf master.cf
 INSTALL_UNITS := spawnd.service spawnd.socket
 
-# spawnd.8 from its source, cmd/spawnd/doc.go (spawnd-listener.8 is
-# written by hand).
+# The manual pages from their source, the package comments of
+# cmd/spawnd/doc.go and cmd/spawnd-listener/doc.go.
 man:
 	$(GO) run ./doc/mkman -d doc
 

@@ -31,8 +31,8 @@ func readRepoFile(t *testing.T, name string) string {
 	return string(b)
 }
 
-// TestManPageGenerated: doc/spawnd.8 is what make man makes of
-// cmd/spawnd/doc.go, so that go doc and man say the same.
+// TestManPageGenerated: each page is what make man makes of its binary's
+// doc.go, so that go doc and man say the same.
 func TestManPageGenerated(t *testing.T) {
 	out := t.TempDir()
 	cmd := exec.Command("go", "run", "./doc/mkman", "-d", out)
@@ -40,12 +40,14 @@ func TestManPageGenerated(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go run ./doc/mkman: %v\n%s", err, b)
 	}
-	got, err := os.ReadFile(filepath.Join(out, "spawnd.8"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != readRepoFile(t, "doc/spawnd.8") {
-		t.Fatal("doc/spawnd.8 is older than cmd/spawnd/doc.go: run make man")
+	for _, page := range manPages {
+		got, err := os.ReadFile(filepath.Join(out, filepath.Base(page)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != readRepoFile(t, page) {
+			t.Errorf("%s is older than its doc.go in cmd/: run make man", page)
+		}
 	}
 }
 
@@ -96,8 +98,11 @@ func TestManSections(t *testing.T) {
 		}
 	}
 	listener := readRepoFile(t, "doc/spawnd-listener.8")
-	for _, s := range []string{"NAME", "SYNOPSIS", "DESCRIPTION", "SECURITY", "DIAGNOSTICS", "\"SEE ALSO\""} {
-		if !strings.Contains(listener, "\n.SH "+s+"\n") {
+	if !strings.Contains(listener, "\n.SH NAME\nspawnd-listener \\- ") {
+		t.Error("doc/spawnd-listener.8: no NAME section")
+	}
+	for _, s := range []string{"SYNOPSIS", "DESCRIPTION", "OPTIONS", "SECURITY", "DIAGNOSTICS", "SEE ALSO"} {
+		if !strings.Contains(listener, "\n.SH \""+s+"\"\n") {
 			t.Errorf("doc/spawnd-listener.8: no section %s", s)
 		}
 	}

@@ -4,7 +4,8 @@
 //
 //	go run ./doc/mkman [-d DIR]
 //
-// writes DIR/spawnd.8 (default DIR: doc) from cmd/spawnd/doc.go.
+// writes DIR/spawnd.8 and DIR/spawnd-listener.8 (default DIR: doc) from
+// cmd/spawnd/doc.go and cmd/spawnd-listener/doc.go.
 //
 // The mapping: the text before the first heading opens DESCRIPTION; a
 // heading "# Command attributes" becomes .SH "COMMAND ATTRIBUTES"; a
@@ -36,6 +37,7 @@ type page struct {
 
 var pages = []page{
 	{"spawnd", "8", "2026-11-22", "privilege-separated replacement for Postfix spawn(8)", "cmd/spawnd/doc.go"},
+	{"spawnd-listener", "8", "2026-11-22", "unprivileged listener of spawnd", "cmd/spawnd-listener/doc.go"},
 }
 
 func main() {
