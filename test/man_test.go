@@ -2,9 +2,13 @@ package test
 
 import (
 	"bytes"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -134,6 +138,62 @@ func TestManParameters(t *testing.T) {
 		"LISTEN_FDNAMES", "SPAWND_SYSLOG_SOCKET", "MAIL_CONFIG"} {
 		if !strings.Contains(page, w) {
 			t.Errorf("doc/spawnd.8 does not mention %s", w)
+		}
+	}
+}
+
+// policyDefaults reads the defaults table of policy/policy.go, name to
+// default value, from the source: the parameters spawnd really has.
+func policyDefaults(t *testing.T) map[string]string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(moduleRoot(), "policy/policy.go"), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok || len(vs.Names) != 1 || vs.Names[0].Name != "defaults" || len(vs.Values) != 1 {
+			return true
+		}
+		lit, ok := vs.Values[0].(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		for _, e := range lit.Elts {
+			kv, ok := e.(*ast.KeyValueExpr)
+			k, kok := kv.Key.(*ast.BasicLit)
+			v, vok := kv.Value.(*ast.BasicLit)
+			if !ok || !kok || !vok {
+				t.Fatalf("policy/policy.go: defaults entry %T is not \"name\": \"value\"", e)
+			}
+			name, _ := strconv.Unquote(k.Value)
+			value, _ := strconv.Unquote(v.Value)
+			out[name] = value
+		}
+		return false
+	})
+	if len(out) == 0 {
+		t.Fatal("policy/policy.go: no defaults table found")
+	}
+	return out
+}
+
+// TestManPolicyDefaults: every parameter in policy's defaults table is in
+// the Go manual and in the page, with the same default ("empty" for "").
+func TestManPolicyDefaults(t *testing.T) {
+	src := readRepoFile(t, "cmd/spawnd/doc.go")
+	page := strings.ReplaceAll(readRepoFile(t, "doc/spawnd.8"), `\-`, "-")
+	for name, value := range policyDefaults(t) {
+		if value == "" {
+			value = "empty"
+		}
+		entry := name + " (" + value + ")"
+		if !strings.Contains(src, "//   - "+entry+": ") {
+			t.Errorf("cmd/spawnd/doc.go: no entry %q (the default in policy/policy.go)", entry)
+		}
+		if !strings.Contains(page, "\n\\fB"+entry+"\\fR\n") {
+			t.Errorf("doc/spawnd.8: no entry %q (the default in policy/policy.go)", entry)
 		}
 	}
 }
