@@ -230,7 +230,16 @@ func TestPostfixModeStop(t *testing.T) {
 	})
 	got := make(chan error, 1)
 	go func() { _, err := Talk("unix", filepath.Join(p.queue, "private/hang"), "", 20*time.Second); got <- err }()
-	for deadline := time.Now().Add(5 * time.Second); len(ProcsWithArg("74."+m)) == 0; time.Sleep(20 * time.Millisecond) {
+	// The command itself, not spawnd, whose argv= holds the marker too.
+	running := func() bool {
+		for _, pid := range ProcsWithArg("74." + m) {
+			if comm(pid) == "sleep" {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); !running(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the command did not start")
 		}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,6 +72,7 @@ func runServe(args []string) int {
 // log. It returns the listener's logging flags.
 func setup(p *policy.Policy, verbose bool) (*maillog.Logger, []string, error) {
 	executor.Setup()
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	ident := p.SyslogName + "/spawnd"
 	log, err := maillog.Open(p.MaillogFile, ident, p.SyslogFacility)
 	if err != nil {

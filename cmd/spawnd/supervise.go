@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -67,8 +66,6 @@ const (
 // it returns stop, reexec, or died when in Postfix mode the listener failed
 // and spawnd should exit for master(8) to start a new one.
 func (s *supervisor) run() (int, error) {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	backoff := 100 * time.Millisecond
 	for {
 		started := time.Now()
@@ -167,6 +164,11 @@ func describe(st syscall.WaitStatus) string {
 	}
 	return "exit status " + strconv.Itoa(st.ExitStatus())
 }
+
+// sigs receives the signals spawnd acts on. setup installs it before any
+// socket is opened: a client can connect as soon as a socket listens, and
+// a signal must not find the default action (termination) then.
+var sigs = make(chan os.Signal, 4)
 
 var nullFd = -1
 
