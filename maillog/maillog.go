@@ -79,7 +79,14 @@ func Open(maillogFile, ident, facility string) (*Logger, error) {
 		return nil, err
 	}
 	if maillogFile != "" {
-		fd, err := unix.Open(maillogFile, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		fd, err := -1, error(nil)
+		// /dev/stdout and /dev/stderr are taken as the descriptors: under
+		// systemd they are sockets to the journal, which open(2) refuses.
+		if std, ok := map[string]int{"/dev/stdout": 1, "/dev/stderr": 2}[maillogFile]; ok {
+			fd, err = unix.FcntlInt(uintptr(std), unix.F_DUPFD_CLOEXEC, 3)
+		} else {
+			fd, err = unix.Open(maillogFile, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open maillog_file %s: %w", maillogFile, err)
 		}

@@ -1,6 +1,7 @@
 package maillog
 
 import (
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestFileRecords(t *testing.T) {
@@ -112,5 +115,39 @@ func TestSyslogPathFromEnvironment(t *testing.T) {
 	out, err := cmd.Output()
 	if err != nil || string(out) != "/tmp/x/log" {
 		t.Fatalf("SyslogPath = %q, %v", out, err)
+	}
+}
+
+// TestStderrSocket: maillog_file = /dev/stderr works when standard error
+// is a socket, as systemd connects it to the journal (open(2) of
+// /dev/stderr fails there with ENXIO).
+func TestStderrSocket(t *testing.T) {
+	if os.Getenv("MAILLOG_STDERR") != "" {
+		l, err := Open("/dev/stderr", "postfix/spawnd", "mail")
+		if err != nil {
+			os.Stdout.WriteString(err.Error())
+			os.Exit(1)
+		}
+		l.Warning("to the journal")
+		os.Exit(0)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	journal, stderr := os.NewFile(uintptr(fds[0]), "journal"), os.NewFile(uintptr(fds[1]), "stderr")
+	defer journal.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStderrSocket$")
+	cmd.Env = append(os.Environ(), "MAILLOG_STDERR=1")
+	cmd.Stderr = stderr
+	out, err := cmd.Output()
+	stderr.Close()
+	if err != nil {
+		t.Fatalf("Open(/dev/stderr) with stderr a socket: %s %v", out, err)
+	}
+	journal.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(journal)
+	if !strings.HasSuffix(string(b), "postfix/spawnd["+strconv.Itoa(cmd.Process.Pid)+"]: warning: to the journal\n") {
+		t.Fatalf("the socket got %q", b)
 	}
 }
