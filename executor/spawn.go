@@ -52,9 +52,8 @@ import (
 type child interface{ exited(ws syscall.WaitStatus) }
 
 var (
-	mu         sync.Mutex               // guards procs and every Executor's fields
-	procs      = map[int]child{}        // children not yet reaped, by pid
-	kick       = make(chan struct{}, 1) // wakes the reaper when it has had no child
+	mu         sync.Mutex        // guards procs and every Executor's fields
+	procs      = map[int]child{} // children not yet reaped, by pid
 	reaperOnce sync.Once
 )
 
@@ -293,27 +292,22 @@ func (e *Executor) StartProcess(argv, env []string, files []int, cred *syscall.C
 // started records a new child, under mu, and makes sure the reaper runs.
 func started(pid int, c child) {
 	procs[pid] = c
-	reaperOnce.Do(func() { go reap() })
-	select {
-	case kick <- struct{}{}:
-	default: // the reaper is in waitid, which sees the new child
-	}
+	reaperOnce.Do(func() {
+		sigchld := make(chan os.Signal, 1)
+		signal.Notify(sigchld, syscall.SIGCHLD)
+		go reap(sigchld)
+	})
 }
 
-// reap is the one reaper. waitid with WNOWAIT blocks until a child has
-// ended without reaping it; then, under mu, wait4 reaps every child that
-// has ended. (wait4(-1) under the lock rather than wait4 of waitid's pid:
-// the same guarantee, without reading siginfo's layout.)
-func reap() {
+// reap is the one reaper: under mu, wait4 reaps every child that has
+// ended, then it waits for the next SIGCHLD. It waits on a channel, not in
+// a blocking wait call, so that no thread sits in a system call holding a
+// scheduler slot: the runtime would take it back every few microseconds.
+// A SIGCHLD that comes while it reaps leaves one in the channel, so no
+// exit goes unseen; the first pass runs after Notify, so neither does a
+// child that ended before it.
+func reap(sigchld <-chan os.Signal) {
 	for {
-		err := unix.Waitid(unix.P_ALL, 0, nil, unix.WEXITED|unix.WNOWAIT, nil)
-		if err == unix.ECHILD {
-			<-kick
-			continue
-		}
-		if err != nil && err != unix.EINTR {
-			panic("executor: waitid: " + err.Error())
-		}
 		mu.Lock()
 		for {
 			var ws syscall.WaitStatus
@@ -327,6 +321,7 @@ func reap() {
 			}
 		}
 		mu.Unlock()
+		<-sigchld
 	}
 }
 
