@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -111,6 +112,13 @@ func (e *Executor) Serve(conn *ipc.Conn) error {
 func (e *Executor) serve(s *session) error {
 	st := starting
 	for {
+		// This goroutine lives in system calls (recvmsg, clone) and would
+		// otherwise never yield; the runtime's monitor then takes it for
+		// one that runs for ever, takes its P every 10 ms and polls every
+		// 20 µs after each time, which cost more CPU than the rest of the
+		// executor (bench/README.md, Performance). Yielding once per
+		// request costs one scheduler pass.
+		runtime.Gosched()
 		m, fd, err := s.conn.Receive(ipc.FromListener)
 		if err == io.EOF {
 			mu.Lock()
