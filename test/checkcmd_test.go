@@ -44,6 +44,11 @@ func TestCheckBrokenConfigs(t *testing.T) {
 // executor sees no accept during several connections.
 func TestListenerCredentialsAndAccept(t *testing.T) {
 	d, tcp, _ := serveOne(t, "/bin/echo ok", "/bin/true")
+	// A served connection proves the listener runs: a listening socket
+	// accepts into its backlog before the listener has started.
+	if got, err := Talk("tcp", tcp, "", 10*time.Second); err != nil || got != "ok\n" {
+		t.Fatalf("%q %v", got, err)
+	}
 	l := d.Listener()
 	status, _ := os.ReadFile("/proc/" + itoa(l) + "/status")
 	uid, _ := exec.Command("id", "-u", mailOwner()).Output()

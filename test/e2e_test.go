@@ -202,6 +202,7 @@ func TestServeExitStatusLogged(t *testing.T) {
 // starts a new one, which serves.
 func TestServeListenerKilled(t *testing.T) {
 	d, tcp, _ := serveOne(t, "/bin/echo ok", "/bin/true")
+	Talk("tcp", tcp, "", 10*time.Second) // the listener runs once one is served
 	old := d.Listener()
 	if old == 0 {
 		t.Fatal("no listener")
