@@ -131,6 +131,8 @@ type Config struct {
 	Args   []string // extra serve arguments, such as -v
 	Env    []string // extra environment
 	Ready  []string // endpoints to wait for: "tcp 127.0.0.1:N" or "unix /path"
+	Bin    string   // directory holding spawnd and spawnd-listener; empty: bin(t)
+	Wrap   []string // a command that execs spawnd with its arguments, such as prlimit --nofile=64:64 --
 }
 
 // StartServe writes the configuration and starts spawnd serve on it, and
@@ -144,7 +146,16 @@ func StartServe(t testing.TB, c Config) *Daemon {
 		mailOwner(), filepath.Join(dir, "queue"), d.Log, c.Main)
 	os.WriteFile(filepath.Join(dir, "main.cf"), []byte(main), 0o644)
 	os.WriteFile(filepath.Join(dir, "master.cf"), []byte(c.Master), 0o644)
-	d.Cmd = exec.Command(filepath.Join(bin(t), "spawnd"), append([]string{"serve", "-c", dir}, c.Args...)...)
+	bindir := c.Bin
+	if bindir == "" {
+		bindir = bin(t)
+	}
+	argv := append([]string{filepath.Join(bindir, "spawnd"), "serve", "-c", dir}, c.Args...)
+	if len(c.Wrap) > 0 {
+		// The wrapper must exec spawnd, so that Pid is the executor's.
+		argv = append(append([]string{}, c.Wrap...), argv...)
+	}
+	d.Cmd = exec.Command(argv[0], argv[1:]...)
 	d.Cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, c.Env...)
 	var stderr bytes.Buffer
 	d.Cmd.Stderr = &syncWriter{w: &stderr}
