@@ -171,22 +171,7 @@ func TestServeTimeLimit(t *testing.T) {
 	if _, ok := d.WaitLog(`warning: /bin/sh: process id \d+: command time limit exceeded`, 5*time.Second); !ok {
 		t.Errorf("no time limit warning in:\n%s", d.ReadLog())
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var alive []int
-		for _, pid := range ProcsWithArg("sleep") {
-			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), "."+m) {
-				if f := statFields(pid); len(f) > 0 && f[0] != "Z" {
-					alive = append(alive, pid)
-				}
-			}
-		}
-		if len(alive) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still running after the time limit: %v", alive)
-		}
-	}
+	waitNoneRunning(t, "sleep", "."+m, 5*time.Second)
 }
 
 // TestServeExitStatusLogged: exit 3 is logged as spawn(8) logs it.

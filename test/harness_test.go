@@ -357,3 +357,23 @@ func Talk(network, addr, input string, timeout time.Duration) (string, error) {
 	b, err := io.ReadAll(conn)
 	return string(b), err
 }
+
+// waitNoneRunning fails the test unless, within timeout, no process named
+// comm whose command line holds marker is running (zombies aside).
+func waitNoneRunning(t testing.TB, name, marker string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		var alive []int
+		for _, pid := range ProcsWithArg(marker) {
+			if f := statFields(pid); len(f) > 0 && f[0] != "Z" && comm(pid) == name {
+				alive = append(alive, pid)
+			}
+		}
+		if len(alive) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s processes marked %s still running: %v", name, marker, alive)
+		}
+	}
+}

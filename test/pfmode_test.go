@@ -167,20 +167,7 @@ func TestPostfixModeTimeLimit(t *testing.T) {
 	if !p.waitLog("command time limit exceeded", 5*time.Second) {
 		t.Errorf("no time limit warning")
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var alive []int
-		for _, pid := range ProcsWithArg("." + m) {
-			if f := statFields(pid); len(f) > 0 && f[0] != "Z" && comm(pid) == "sleep" {
-				alive = append(alive, pid)
-			}
-		}
-		if len(alive) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still running after the limit: %v", alive)
-		}
-	}
+	waitNoneRunning(t, "sleep", "."+m, 5*time.Second)
 }
 
 // TestPostfixModeLoad: 500 connections at concurrency 16 through master(8)
