@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +42,15 @@ func runDaemon(args []string) int {
 	}
 	p, err := policy.LoadDaemon(dir, a, os.Environ())
 	if err != nil {
+		// Under master(8) stderr is /dev/null: say why in the log the
+		// administrator reads, as spawn(8) does.
+		if p != nil {
+			if log, lerr := maillog.Open(p.MaillogFile, p.SyslogName+"/spawnd", p.SyslogFacility); lerr == nil {
+				fatalf("%v", err)
+				time.Sleep(time.Second) // as daemonFatal
+				log.Fatal("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			}
+		}
 		return daemonFatal("%v", err)
 	}
 	log, flags, err := setup(p, a.Verbose > 0)
