@@ -8,87 +8,77 @@ import (
 
 // DaemonArgs is a master(8) command line, parsed as Postfix's daemon
 // skeleton does with getopt "+cdDi:lm:n:o:r:s:St:uvVz": options stop at the
-// first word that is not one, and the words left are the attributes.
+// first word that is not one (or after "--"), and the words left are the
+// attributes.
 type DaemonArgs struct {
-	Service      string   // -n
-	Transport    string   // -t
-	Overrides    []string // -o name=value, in order
-	Sockets      int      // -s, default 1
+	Service      string   // -n: the service name (master.cf column 1)
+	Transport    string   // -t: unix, inet or pass
+	Overrides    []string // -o name=value, in order, as written
+	Sockets      int      // -s: listening sockets from fd 6 on, default 1
 	Verbose      int      // -v, repeatable
-	Chroot       bool     // -c (a flag: chroot to queue_directory)
-	Debug        bool     // -d
-	Unprivileged bool     // -u
+	Chroot       bool     // -c: chroot to queue_directory (a flag, not a directory)
+	Debug        bool     // -d: do not insist that stdin is not a terminal
+	Unprivileged bool     // -u: run as mail_owner (spawnd refuses it)
 	Alone        bool     // -l: maxproc is 1
 	Unlimited    bool     // -z: maxproc is 0
-	MaxIdle      string   // -i
-	MaxUse       string   // -m
-	Attrs        []string // user=..., argv=...
+	MaxIdle      string   // -i: overrides max_idle
+	MaxUse       string   // -m: overrides max_use
+	Attrs        []string // the words after the options: user=..., argv=...
+
+	Retire    string // -r: retirement time (spawn(8) does not use it)
+	DebugSelf bool   // -D: run debugger_command (ignored)
+	Single    bool   // -S: serve one client on stdin (ignored)
+	Stderr    bool   // -V: also log to stderr (ignored)
 }
 
-// ParseDaemonArgs parses args (without the program name).
+// ParseDaemonArgs parses args, the command line without the program name.
+// An unknown option, a missing option argument, or a bad -o, -r or -s
+// value is an error that names it.
 func ParseDaemonArgs(args []string) (*DaemonArgs, error) {
 	a := &DaemonArgs{Sockets: 1}
+	flags := map[byte]*bool{'c': &a.Chroot, 'd': &a.Debug, 'D': &a.DebugSelf, 'l': &a.Alone,
+		'S': &a.Single, 'u': &a.Unprivileged, 'V': &a.Stderr, 'z': &a.Unlimited}
+	values := map[byte]*string{'i': &a.MaxIdle, 'm': &a.MaxUse, 'n': &a.Service, 'r': &a.Retire, 't': &a.Transport}
 	i := 0
-	for ; i < len(args); i++ {
-		w := args[i]
-		if w == "--" {
+	for ; i < len(args) && len(args[i]) > 1 && args[i][0] == '-'; i++ {
+		if args[i] == "--" {
 			i++
 			break
 		}
-		if len(w) < 2 || w[0] != '-' {
-			break
-		}
-		for j := 1; j < len(w); j++ {
-			c := w[j]
-			if strings.IndexByte("imnorst", c) >= 0 {
-				val := w[j+1:]
-				if val == "" {
-					if i+1 >= len(args) {
-						return nil, fmt.Errorf("option -%c requires an argument", c)
-					}
-					i++
-					val = args[i]
-				}
-				switch c {
-				case 'i':
-					a.MaxIdle = val
-				case 'm':
-					a.MaxUse = val
-				case 'n':
-					a.Service = val
-				case 'o':
-					if !strings.Contains(val, "=") {
-						return nil, fmt.Errorf("invalid \"-o %s\" option value", val)
-					}
-					a.Overrides = append(a.Overrides, val)
-				case 's':
-					n, err := strconv.Atoi(val)
-					if err != nil || n <= 0 {
-						return nil, fmt.Errorf("invalid socket_count: %s", val)
-					}
-					a.Sockets = n
-				case 't':
-					a.Transport = val
-				}
-				break
-			}
-			switch c {
-			case 'c':
-				a.Chroot = true
-			case 'd':
-				a.Debug = true
-			case 'l':
-				a.Alone = true
-			case 'u':
-				a.Unprivileged = true
-			case 'v':
+		for j := 1; j < len(args[i]); j++ {
+			c, val := args[i][j], args[i][j+1:]
+			if c == 'v' {
 				a.Verbose++
-			case 'z':
-				a.Unlimited = true
-			case 'D', 'S', 'V':
-			default:
+				continue
+			} else if flags[c] != nil {
+				*flags[c] = true
+				continue
+			} else if strings.IndexByte("imnorst", c) < 0 {
 				return nil, fmt.Errorf("invalid option: -%c", c)
 			}
+			if val == "" {
+				if i++; i == len(args) {
+					return nil, fmt.Errorf("option -%c requires an argument", c)
+				}
+				val = args[i]
+			}
+			n, err := strconv.Atoi(val)
+			_, _, msg := splitNameVal(val)
+			switch {
+			case c == 'o' && msg != "":
+				return nil, fmt.Errorf("invalid \"-o %s\" option value: %s", val, msg)
+			case c == 'o':
+				a.Overrides = append(a.Overrides, val)
+			case c == 'r' && (err != nil || n <= 0):
+				return nil, fmt.Errorf("invalid retirement time: %s", val)
+			case c == 's' && (err != nil || n <= 0):
+				return nil, fmt.Errorf("invalid socket_count: %s", val)
+			case c == 's':
+				a.Sockets = n
+			default:
+				*values[c] = val
+			}
+			break
 		}
 	}
 	a.Attrs = args[i:]

@@ -1,47 +1,62 @@
 // Package policy loads and validates spawnd's configuration: main.cf and
-// master.cf in Postfix's syntax, and the spawn attributes user= and argv=.
-// The result is immutable. User and group names are looked up with the C
-// library (os/user built with cgo), so NSS sources work as they do for
-// Postfix's getpwnam and getgrnam.
+// master.cf in Postfix's syntax, or a Postfix master(8) command line, and
+// the spawn(8) attributes user= and argv=. The result is an immutable
+// Policy, or an ErrorList with every error found and where.
+//
+// Users and groups are looked up with os/user, which spawnd builds with
+// cgo (the Makefile sets CGO_ENABLED=1): it then calls the C library's
+// getpwnam_r and getgrnam_r, so NSS sources (LDAP, sssd, systemd's
+// dynamic users) work as they do for Postfix's getpwnam and getgrnam.
+// Built without cgo, os/user reads only /etc/passwd and /etc/group.
+//
+// The package opens no socket, starts no process and logs nothing.
 package policy
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/user"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
+
+	"spawnd/maillog"
 )
 
-// Error is one configuration error, with where it was found.
+// Error is one configuration error, with where it was found. It prints
+// in Postfix's shape: "FILE: line N: service NAME: MSG".
 type Error struct {
 	File    string
-	Line    int
+	Line    int // 0 when the error has no line, such as a default value's
 	Service string
 	Msg     string
 }
 
 func (e *Error) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File + ": ")
+	s := e.Msg
+	if e.Service != "" {
+		s = "service " + e.Service + ": " + s
 	}
 	if e.Line > 0 {
-		fmt.Fprintf(&b, "line %d: ", e.Line)
+		s = "line " + strconv.Itoa(e.Line) + ": " + s
 	}
-	if e.Service != "" {
-		b.WriteString("service " + e.Service + ": ")
+	if e.File != "" {
+		s = e.File + ": " + s
 	}
-	return b.String() + e.Msg
+	return s
 }
 
-// ErrorList is every error a configuration has, sorted by file and line.
+// ErrorList is every error a configuration has, sorted by file and line,
+// each reported once.
 type ErrorList []*Error
 
+// Error returns the errors one per line.
 func (l ErrorList) Error() string {
 	s := make([]string, len(l))
 	for i, e := range l {
@@ -50,29 +65,26 @@ func (l ErrorList) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Lookup resolves user and group names as getpwnam and getgrnam do.
-type Lookup interface {
+// accounts resolves names as getpwnam and getgrnam do; tests pass fixtures.
+type accounts interface {
 	User(name string) (uid, gid uint32, err error)
 	Group(name string) (gid uint32, err error)
-	GroupName(gid uint32) string
+	GroupName(gid uint32) string // the name of gid, or the number
 }
 
-type osLookup struct{}
+type osAccounts struct{}
 
-func (osLookup) User(name string) (uint32, uint32, error) {
+func (osAccounts) User(name string) (uint32, uint32, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return 0, 0, err
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("bad ids %s:%s", u.Uid, u.Gid)
-	}
-	return uint32(uid), uint32(gid), nil
+	return uint32(uid), uint32(gid), errors.Join(err1, err2)
 }
 
-func (osLookup) Group(name string) (uint32, error) {
+func (osAccounts) Group(name string) (uint32, error) {
 	g, err := user.LookupGroup(name)
 	if err != nil {
 		return 0, err
@@ -81,16 +93,15 @@ func (osLookup) Group(name string) (uint32, error) {
 	return uint32(gid), err
 }
 
-func (osLookup) GroupName(gid uint32) string {
-	if g, err := user.LookupGroupId(strconv.Itoa(int(gid))); err == nil {
+func (osAccounts) GroupName(gid uint32) string {
+	id := strconv.FormatUint(uint64(gid), 10)
+	if g, err := user.LookupGroupId(id); err == nil {
 		return g.Name
 	}
-	return strconv.Itoa(int(gid))
+	return id
 }
 
-// Accounts is the Lookup Load and LoadDaemon use; tests replace it.
-var Accounts Lookup = osLookup{}
-
+// defaults are Postfix's defaults of the parameters spawnd uses.
 var defaults = map[string]string{
 	"mail_owner":            "postfix",
 	"command_time_limit":    "1000s",
@@ -104,518 +115,389 @@ var defaults = map[string]string{
 	"export_environment":    "TZ MAIL_CONFIG LANG",
 }
 
-// params is main.cf with Postfix's defaults under it and -o overrides
-// over it, expanded on use.
-type params struct {
-	raw  map[string]string
-	over map[string]string
-	file string
-	line map[string]int
-	errs *ErrorList
+// loader collects what one load finds.
+type loader struct {
+	acct     accounts
+	env      []string
+	errs     ErrorList
+	seen     map[string]bool
+	warnings []string
+	ownerOK  bool // mail_owner resolved, so ids can be compared with its
 }
 
-func (p *params) add(e *Error) { *p.errs = append(*p.errs, e) }
-
-func (p *params) lookup(name string) (string, bool) {
-	if v, ok := p.over[name]; ok {
-		return v, true
-	}
-	if v, ok := p.raw[name]; ok {
-		return v, true
-	}
-	v, ok := defaults[name]
-	return v, ok
+func newLoader(env []string, acct accounts) *loader {
+	return &loader{acct: acct, env: env, seen: map[string]bool{}}
 }
 
-// get returns a parameter with $name, ${name}, ${name?text} and
-// ${name:text} expanded.
-func (p *params) get(name string) string {
-	v, _ := p.lookup(name)
-	out, err := p.expand(v, map[string]bool{name: true})
-	if err != nil {
-		p.add(&Error{File: p.file, Line: p.line[name], Msg: "parameter " + name + ": " + err.Error()})
+func (l *loader) add(pos Error, format string, a ...any) {
+	pos.Msg = fmt.Sprintf(format, a...)
+	if s := pos.Error(); !l.seen[s] {
+		l.seen[s] = true
+		l.errs = append(l.errs, &pos)
 	}
-	return out
 }
 
-func (p *params) expand(v string, active map[string]bool) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		if v[i] != '$' || i+1 == len(v) {
-			b.WriteByte(v[i])
-			continue
-		}
-		var name, op, text string
-		if v[i+1] == '{' {
-			end := strings.IndexByte(v[i:], '}')
-			if end < 0 {
-				return "", fmt.Errorf("missing '}' in %q", v)
-			}
-			inner := v[i+2 : i+end]
-			i += end
-			name = inner
-			if k := strings.IndexAny(inner, "?:"); k >= 0 {
-				name, op, text = inner[:k], inner[k:k+1], inner[k+1:]
-			}
-		} else {
-			j := i + 1
-			for j < len(v) && (v[j] == '_' || v[j] >= 'a' && v[j] <= 'z' || v[j] >= 'A' && v[j] <= 'Z' || v[j] >= '0' && v[j] <= '9') {
-				j++
-			}
-			if j == i+1 {
-				b.WriteByte('$')
-				continue
-			}
-			name = v[i+1 : j]
-			i = j - 1
-		}
-		if active[name] {
-			return "", fmt.Errorf("expansion loop through $%s", name)
-		}
-		raw, _ := p.lookup(name)
-		active[name] = true
-		val, err := p.expand(raw, active)
-		delete(active, name)
-		if err != nil {
-			return "", err
-		}
-		switch op {
-		case "?":
-			if val != "" {
-				val, err = p.expand(text, active)
-			}
-		case ":":
-			if val == "" {
-				val, err = p.expand(text, active)
-			} else {
-				val = ""
-			}
-		}
-		if err != nil {
-			return "", err
-		}
-		b.WriteString(val)
-	}
-	return b.String(), nil
+// check is one condition that is an error, and its message.
+type check struct {
+	bad bool
+	msg string
 }
 
-// duration converts a Postfix time value: digits and an optional unit
-// s, m, h, d or w (only its first letter counts); at least one second.
-func (p *params) duration(name string) time.Duration {
-	v := p.get(name)
-	n := 0
-	for n < len(v) && v[n] >= '0' && v[n] <= '9' {
-		n++
-	}
-	num, err := strconv.ParseInt(v[:n], 10, 32)
-	unit := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
-	mult := time.Second
-	if n < len(v) {
-		mult = unit[v[n]]
-	}
-	if err != nil || mult == 0 || num < 1 {
-		p.add(&Error{File: p.file, Line: p.line[name], Msg: fmt.Sprintf("parameter %s: bad time value or unit: %s", name, v)})
-		return time.Second
-	}
-	return time.Duration(num) * mult
-}
-
-func (p *params) integer(name string) int {
-	v := p.get(name)
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		p.add(&Error{File: p.file, Line: p.line[name], Msg: fmt.Sprintf("parameter %s: bad numerical value: %s", name, v)})
-	}
-	return n
-}
-
-// logical joins continuation lines (leading white space) to the line they
-// continue and drops comments and blank lines; it returns each logical
-// line with the number of its first physical line.
-func logical(text string) (lines []string, nums []int) {
-	for i, l := range strings.Split(text, "\n") {
-		t := strings.TrimSpace(l)
-		switch {
-		case t == "" || t[0] == '#':
-		case (l[0] == ' ' || l[0] == '\t') && len(lines) > 0:
-			lines[len(lines)-1] += " " + t
-		default:
-			lines, nums = append(lines, t), append(nums, i+1)
+// checks reports the failed checks at pos, in order.
+func (l *loader) checks(pos Error, cs ...check) {
+	for _, c := range cs {
+		if c.bad {
+			l.add(pos, "%s", c.msg)
 		}
 	}
-	return lines, nums
 }
 
-// parseMainCF reads main.cf text into name = value pairs.
-func parseMainCF(file, text string, errs *ErrorList) *params {
-	p := &params{raw: map[string]string{}, over: map[string]string{}, file: file, line: map[string]int{}, errs: errs}
-	lines, nums := logical(text)
-	for i, l := range lines {
-		name, value, ok := strings.Cut(l, "=")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" || strings.ContainsAny(name, " \t") {
-			p.add(&Error{File: file, Line: nums[i], Msg: fmt.Sprintf("missing '=' after parameter name: %q", l)})
-			continue
-		}
-		p.raw[name] = strings.TrimSpace(value)
-		p.line[name] = nums[i]
-	}
-	return p
+func (l *loader) warn(pos Error, format string, a ...any) {
+	pos.Msg = fmt.Sprintf(format, a...)
+	l.warnings = append(l.warnings, pos.Error())
 }
 
-func readMainCF(dir string, errs *ErrorList) *params {
+// mainCF reads DIR/main.cf; a missing one is an error only when required.
+func (l *loader) mainCF(dir string, required bool) *conf {
 	file := filepath.Join(dir, "main.cf")
 	b, err := os.ReadFile(file)
-	if err != nil && !os.IsNotExist(err) {
-		*errs = append(*errs, &Error{File: file, Msg: err.Error()})
+	if err != nil && (required || !errors.Is(err, fs.ErrNotExist)) {
+		l.add(Error{}, "%v", err)
 	}
-	return parseMainCF(file, string(b), errs)
+	return l.parseMainCF(file, string(b))
 }
 
-// fields splits a master.cf line into words, { ... } groups as one word.
-func fields(l string) []string {
-	var out []string
-	for l = strings.TrimSpace(l); l != ""; l = strings.TrimSpace(l) {
-		if l[0] == '{' {
-			if end := strings.IndexByte(l, '}'); end > 0 {
-				out = append(out, strings.TrimSpace(l[1:end]))
-				l = l[end+1:]
-				continue
-			}
-		}
-		end := strings.IndexAny(l, " \t")
-		if end < 0 {
-			end = len(l)
-		}
-		out = append(out, l[:end])
-		l = l[end:]
+// result returns the policy with services, or the errors sorted. With
+// errors the policy has no services, but its log settings are usable.
+func (l *loader) result(p *Policy, services ...*Service) (*Policy, error) {
+	p.Warnings = l.warnings
+	if len(l.errs) == 0 {
+		p.Services = services
+		return p, nil
 	}
-	return out
-}
-
-// entry is one spawn line of master.cf.
-type entry struct {
-	line                     int
-	name, typ, private, proc string
-	words                    []string // after the command name
-}
-
-func parseMasterCF(file, text string, errs *ErrorList) []entry {
-	var out []entry
-	seen := map[string]bool{}
-	lines, nums := logical(text)
-	for i, l := range lines {
-		f := fields(l)
-		if len(f) < 8 {
-			*errs = append(*errs, &Error{File: file, Line: nums[i], Msg: fmt.Sprintf("bad field count: %d fields, want at least 8", len(f))})
-			continue
-		}
-		if cmd := filepath.Base(f[7]); cmd != "spawn" && cmd != "spawnd" {
-			continue
-		}
-		e := entry{line: nums[i], name: f[0], typ: f[1], private: f[2], proc: f[6], words: f[8:]}
-		add := func(msg string) { *errs = append(*errs, &Error{File: file, Line: e.line, Service: e.name, Msg: msg}) }
-		if seen[e.name+"/"+e.typ] {
-			add("duplicate service definition")
-		}
-		seen[e.name+"/"+e.typ] = true
-		if f[3] != "n" {
-			add("requires privileged operation: the unpriv column must be n")
-		}
-		if f[4] == "y" {
-			add("chroot is not supported: the chroot column must be n")
-		}
-		out = append(out, e)
-	}
-	return out
+	slices.SortStableFunc(l.errs, func(a, b *Error) int {
+		return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line))
+	})
+	return p, l.errs
 }
 
 // Load reads DIR/main.cf (absent: defaults) and DIR/master.cf, keeps the
-// services whose command is spawn or spawnd, and validates everything. It
-// returns the policy, or an ErrorList with every error found.
+// services whose command is spawn or spawnd, and validates everything.
+// env is spawnd's environment, for export_environment. It returns the
+// policy, or an ErrorList with every error found.
 func Load(dir string, env []string) (*Policy, error) {
-	var errs ErrorList
-	p := readMainCF(dir, &errs)
+	return load(dir, env, osAccounts{})
+}
+
+func load(dir string, env []string, acct accounts) (*Policy, error) {
+	l := newLoader(env, acct)
+	c := l.mainCF(dir, false)
+	p := l.global(c, dir)
 	file := filepath.Join(dir, "master.cf")
-	b, err := os.ReadFile(file)
-	if err != nil {
-		errs = append(errs, &Error{File: file, Msg: err.Error()})
+	if text, err := os.ReadFile(file); err != nil {
+		l.add(Error{}, "%v", err)
+	} else if services, n := l.masterCF(p, c, file, string(text)); n == 0 {
+		l.add(Error{File: file}, "no service runs spawn or spawnd")
+	} else {
+		return l.result(p, services...)
 	}
-	pol := p.global(dir)
-	for _, e := range parseMasterCF(file, string(b), &errs) {
-		s := p.service(pol, env, &Error{File: file, Line: e.line, Service: e.name}, e.name, e.words)
-		if s == nil {
-			continue
-		}
-		s.Endpoint, err = endpoint(e.typ, e.name, e.private, pol.QueueDirectory)
-		limit := pol.defaultLimit
-		if e.proc != "-" {
-			limit, err = strconv.Atoi(e.proc)
-			if err != nil || limit < 0 {
-				err = fmt.Errorf("bad maxproc field: %s", e.proc)
-			}
-		}
-		s.ProcessLimit = limit
-		if err != nil {
-			errs = append(errs, &Error{File: file, Line: e.line, Service: e.name, Msg: err.Error()})
-			continue
-		}
-		if s.Endpoint.Type == Unix && s.Endpoint.Private {
-			d := filepath.Dir(s.Endpoint.Address)
-			if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o077 != 0 {
-				pol.Warnings = append(pol.Warnings, fmt.Sprintf("%s: line %d: service %s: socket directory %s is open to other users (mode %#o)", file, e.line, e.name, d, st.Mode().Perm()))
-			}
-		}
-		pol.Services = append(pol.Services, s)
-	}
-	return pol, errs.sorted()
+	return l.result(p)
 }
 
-// LoadDaemon loads the policy of one service started by Postfix's
-// master(8): main.cf from configDir, the service's attributes and -o
-// overrides from the command line. master(8) owns the socket; the
-// endpoint has only its type.
+// LoadDaemon loads the policy of the one service Postfix's master(8)
+// started spawnd for: main.cf from configDir (required, as for Postfix),
+// overrides and attributes from the command line a, the service named by
+// -n or else by the program's base name. master(8) owns the socket: the
+// endpoint has only its type. The concurrency limit is 1 with -l (maxproc
+// 1), 0 with -z (maxproc 0), else default_process_limit.
 func LoadDaemon(configDir string, a *DaemonArgs, env []string) (*Policy, error) {
-	var errs ErrorList
-	p := readMainCF(configDir, &errs)
-	name := a.Service
-	if name == "" {
-		name = "spawnd"
-	}
-	for _, o := range a.Overrides {
-		k, v, _ := strings.Cut(o, "=")
-		p.over[strings.TrimSpace(k)] = strings.TrimSpace(v)
-	}
-	if a.MaxIdle != "" {
-		p.over["max_idle"] = a.MaxIdle
-	}
-	if a.MaxUse != "" {
-		p.over["max_use"] = a.MaxUse
-	}
-	pol := p.global(configDir)
-	if s := p.service(pol, env, &Error{File: "command line", Service: name}, name, a.Attrs); s != nil {
-		s.Endpoint = Endpoint{Type: a.Transport}
-		s.ProcessLimit = pol.defaultLimit
-		pol.Services = append(pol.Services, s)
-	}
-	return pol, errs.sorted()
+	return loadDaemon(configDir, a, env, osAccounts{})
 }
 
-func (l ErrorList) sorted() error {
-	if len(l) == 0 {
-		return nil
-	}
-	sort.SliceStable(l, func(i, j int) bool {
-		if l[i].File != l[j].File {
-			return l[i].File < l[j].File
+func loadDaemon(dir string, a *DaemonArgs, env []string, acct accounts) (*Policy, error) {
+	l := newLoader(env, acct)
+	pos := Error{File: filepath.Join(dir, "master.cf"), Service: cmp.Or(a.Service, filepath.Base(os.Args[0]))}
+	over := l.overrides(pos, a)
+	all := maps.Clone(over)
+	for name, v := range map[string]string{"max_idle": a.MaxIdle, "max_use": a.MaxUse} {
+		if v != "" { // -i, -m
+			all[name] = v
 		}
-		return l[i].Line < l[j].Line
-	})
-	return l
+	}
+	c := l.mainCF(dir, true).with(all, pos)
+	p := l.global(c, dir)
+	if a.Transport != Unix && a.Transport != Inet && a.Transport != Pass {
+		l.add(pos, "unsupported transport type: %q", a.Transport)
+	}
+	s := l.service(c, p, pos, a.Attrs, over)
+	s.Endpoint, s.ProcessLimit = Endpoint{Type: a.Transport}, p.defaultLimit
+	if a.Alone {
+		s.ProcessLimit = 1
+	} else if a.Unlimited {
+		s.ProcessLimit = 0
+	}
+	return l.result(p, s)
+}
+
+// overrides checks a service's generic daemon options and returns its -o
+// name=value overrides.
+func (l *loader) overrides(pos Error, a *DaemonArgs) map[string]string {
+	l.checks(pos, check{a.Unprivileged, "requires privileged operation: the unprivileged column must be n"},
+		check{a.Chroot, "chroot is not supported: the chroot column must be n"})
+	over := map[string]string{}
+	for _, o := range a.Overrides {
+		if k, v, msg := splitNameVal(o); msg != "" {
+			l.add(pos, "invalid \"-o %s\" option value: %s", o, msg)
+		} else {
+			over[k] = v
+		}
+	}
+	return over
 }
 
 // global resolves the parameters spawnd itself uses.
-func (p *params) global(dir string) *Policy {
-	pol := &Policy{ConfigDir: dir, SyslogName: p.get("syslog_name"), SyslogFacility: p.get("syslog_facility"),
-		MaillogFile: p.get("maillog_file"), QueueDirectory: p.get("queue_directory"),
-		MaxUse: p.integer("max_use"), MaxIdle: p.duration("max_idle"), defaultLimit: p.integer("default_process_limit")}
-	owner := p.get("mail_owner")
-	uid, gid, err := Accounts.User(owner)
-	if err != nil {
-		p.add(&Error{File: p.file, Line: p.line["mail_owner"], Msg: "unknown mail_owner: " + owner})
+func (l *loader) global(c *conf, dir string) *Policy {
+	p := &Policy{ConfigDir: dir, MaxUse: c.integer("max_use", 1), MaxIdle: c.time("max_idle", 1),
+		defaultLimit: c.integer("default_process_limit", 1), MaillogFile: c.path("maillog_file", true),
+		QueueDirectory: c.path("queue_directory", false)}
+	p.SyslogName, _ = c.str("syslog_name")
+	p.SyslogFacility, _ = c.str("syslog_facility")
+	if _, err := maillog.Facility(p.SyslogFacility); err != nil {
+		c.errorf("syslog_facility", "parameter syslog_facility: unrecognized value: %s", p.SyslogFacility)
 	}
-	pol.MailOwner = Account{Name: owner, Uid: uid, Gid: gid}
-	return pol
+	owner, ok := c.str("mail_owner")
+	uid, gid, err := l.acct.User(owner)
+	switch {
+	case !ok:
+	case err != nil:
+		c.errorf("mail_owner", "parameter mail_owner: unknown user name value: %s", owner)
+	case uid == 0:
+		c.errorf("mail_owner", "parameter mail_owner: user %s has privileged user ID", owner)
+	case gid == 0:
+		c.errorf("mail_owner", "parameter mail_owner: user %s has privileged group ID", owner)
+	default:
+		l.ownerOK = true
+	}
+	p.MailOwner = Account{Name: owner, Uid: uid, Gid: gid}
+	return p
 }
 
-// service checks one service's options and attributes (words after the
-// command name) and resolves everything the command will get. It reports
-// errors at pos and returns nil when there were any.
-func (p *params) service(pol *Policy, env []string, pos *Error, name string, words []string) *Service {
-	n := len(*p.errs)
-	add := func(format string, a ...any) {
-		e := *pos
-		e.Msg = fmt.Sprintf(format, a...)
-		p.add(&e)
-	}
-	over := map[string]string{}
-	for len(words) > 0 && strings.HasPrefix(words[0], "-") {
-		w := words[0]
-		words = words[1:]
-		switch {
-		case w == "-o" && len(words) > 0:
-			w, words = "-o"+words[0], words[1:]
-			fallthrough
-		case strings.HasPrefix(w, "-o"):
-			k, v, ok := strings.Cut(w[2:], "=")
-			if !ok {
-				add("invalid \"-o %s\" option value", w[2:])
-			}
-			over[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		case w == "-v":
-		default:
-			add("invalid option: %s", w)
+// masterColumns names master.cf's columns as Postfix's messages do.
+var masterColumns = []string{"service name", "transport type", "private", "unprivileged", "chroot", "wakeup_time", "max_proc", "command"}
+
+// masterCF returns the spawn and spawnd services of master.cf text, and
+// how many lines named one or could not be read.
+func (l *loader) masterCF(p *Policy, c *conf, file, text string) ([]*Service, int) {
+	var out []*Service
+	n, seen := 0, map[string]int{}
+	for _, ln := range l.logical(file, text) {
+		pos := Error{File: file, Line: ln.n}
+		w, err := words(ln.s, spaces)
+		if err == nil && len(w) < len(masterColumns) {
+			err = fmt.Errorf("missing %q field", masterColumns[len(w)])
 		}
-	}
-	saved := p.over
-	p.over = map[string]string{}
-	for k, v := range saved {
-		p.over[k] = v
-	}
-	for k, v := range over {
-		p.over[k] = v
-	}
-	defer func() { p.over = saved }()
-	s := &Service{Name: name, File: pos.File, Line: pos.Line, Params: over}
-	var userSpec string
-	for i, w := range words {
-		key, val, _ := strings.Cut(w, "=")
-		switch strings.ToLower(key) {
-		case "user":
-			userSpec = val
-			continue
-		case "argv":
-			s.Argv = append([]string{val}, words[i+1:]...)
-		default:
-			add("unknown attribute name: %s", w)
-			continue
-		}
-		break
-	}
-	if userSpec == "" {
-		add("missing user= attribute")
-	}
-	if len(s.Argv) == 0 || s.Argv[0] == "" {
-		add("missing argv= attribute")
-	}
-	if userSpec != "" {
-		uname, gname, _ := strings.Cut(userSpec, ":")
-		uid, gid, err := Accounts.User(uname)
 		if err != nil {
-			add("unknown user name: %s", uname)
-		} else if gname != "" {
-			if gid, err = Accounts.Group(gname); err != nil {
-				add("unknown group name: %s", gname)
-			}
+			n++
+			l.add(pos, "%v", err)
+			continue
+		} else if cmd := filepath.Base(w[7]); cmd != "spawn" && cmd != "spawnd" {
+			continue
 		}
-		if err == nil {
-			s.User, s.Uid, s.Gid, s.Groups = uname, uid, gid, []uint32{gid}
-			s.Group = gname
-			if gname == "" {
-				s.Group = Accounts.GroupName(gid)
-			}
-			switch {
-			case uid == 0:
-				add("request to deliver as root")
-			case uid == ^uint32(0):
-				add("user must not have user ID -1")
-			case uid == pol.MailOwner.Uid:
-				add("request to deliver as mail system owner")
-			}
-			switch {
-			case gid == 0:
-				add("request to use privileged group id %d", gid)
-			case gid == ^uint32(0):
-				add("user must not have group ID -1")
-			case gid == pol.MailOwner.Gid:
-				add("request to use mail system owner group id %d", gid)
-			}
+		n, pos.Service = n+1, w[0]
+		s := l.entry(p, c, pos, w)
+		name, addr := w[1]+" "+w[0], w[1]+" endpoint "+s.Endpoint.Address
+		if first := cmp.Or(seen[name], seen[addr]); first > 0 {
+			l.add(pos, "duplicate entry for this service or endpoint, first at line %d", first)
 		}
+		seen[name], seen[addr] = cmp.Or(seen[name], ln.n), cmp.Or(seen[addr], ln.n)
+		out = append(out, s)
 	}
-	if len(s.Argv) > 0 && s.Argv[0] != "" {
-		if msg := checkCommand(s.Argv[0]); msg != "" {
-			add("command %s: %s", s.Argv[0], msg)
+	return out, n
+}
+
+// entry checks the columns and words of one spawn line of master.cf.
+func (l *loader) entry(p *Policy, c *conf, pos Error, w []string) *Service {
+	bad := func(col int) { l.add(pos, "field %q: bad value: %q", masterColumns[col], w[col]) }
+	yes := func(col int, def string) bool {
+		v := w[col]
+		if v == "-" {
+			v = def
 		}
+		if v != "y" && v != "n" {
+			bad(col)
+		}
+		return v == "y"
 	}
-	if _, ok := p.lookup(name + "_time_limit"); ok {
-		s.TimeLimit = p.duration(name + "_time_limit")
-	} else {
-		s.TimeLimit = p.duration("command_time_limit")
+	ep, err := endpoint(w[1], w[0], yes(2, "y"), p.QueueDirectory)
+	if err != nil {
+		l.add(pos, "%v", err)
 	}
-	s.PeerEnvironment = yes(p.get(name+"_peer_environment")) || yes(over["peer_environment"])
-	s.Env = exportEnv(p.get("export_environment"), env)
-	s.Dir = "/"
-	if st, err := os.Stat(pol.QueueDirectory); err == nil && st.IsDir() {
-		s.Dir = pol.QueueDirectory
+	a, err := ParseDaemonArgs(w[8:])
+	if err != nil {
+		a = &DaemonArgs{} // reported below, after the columns
 	}
-	if len(*p.errs) > n {
-		return nil
+	a.Unprivileged, a.Chroot = yes(3, "y") || a.Unprivileged, yes(4, "n") || a.Chroot
+	if w[5] != "-" && !digits(strings.TrimSuffix(w[5], "?")) {
+		bad(5)
+	}
+	limit, aerr := strconv.Atoi(w[6])
+	if w[6] == "-" {
+		limit = p.defaultLimit
+	} else if !digits(w[6]) || aerr != nil {
+		bad(6)
+	}
+	if err != nil {
+		l.add(pos, "%v", err)
+		return &Service{Endpoint: ep}
+	}
+	over := l.overrides(pos, a)
+	s := l.service(c.with(over, pos), p, pos, a.Attrs, over)
+	s.Endpoint, s.ProcessLimit = ep, limit
+	if st, err := os.Stat(filepath.Dir(ep.Address)); err == nil && ep.Private && ep.Type == Unix && st.Mode()&0o033 != 0 {
+		l.warn(pos, "socket directory %s of a private service is open to other users (mode %04o)", filepath.Dir(ep.Address), st.Mode().Perm())
 	}
 	return s
 }
 
-func yes(v string) bool { return strings.EqualFold(v, "yes") || strings.EqualFold(v, "true") }
+func digits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
-// checkCommand says what is wrong with argv[0], or "".
-func checkCommand(path string) string {
-	if !filepath.IsAbs(path) {
-		return "not an absolute path"
-	}
-	st, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return "no such file"
-	case !st.Mode().IsRegular():
-		return "not a regular file"
-	case st.Mode().Perm()&0o111 == 0:
-		return "not executable"
-	}
-	return ""
-}
-
-// exportEnv is the command's environment: export_environment's NAME=VALUE
-// entries as written, its bare names with their values in env, and
-// PATH=/usr/bin:/bin last, as spawn(8) forces it.
-func exportEnv(list string, env []string) []string {
-	var out []string
-	for _, w := range strings.FieldsFunc(list, func(r rune) bool { return strings.ContainsRune(" ,\t\r\n", r) }) {
-		if strings.HasPrefix(w, "PATH=") || w == "PATH" {
-			continue
-		}
-		if strings.Contains(w, "=") {
-			out = append(out, w)
-			continue
-		}
-		for _, kv := range env {
-			if strings.HasPrefix(kv, w+"=") {
-				out = append(out, kv)
-				break
-			}
-		}
-	}
-	return append(out, "PATH=/usr/bin:/bin")
-}
-
-// endpoint resolves master.cf's service name into where it listens.
-func endpoint(typ, name, private, queue string) (Endpoint, error) {
-	ep := Endpoint{Type: typ, Private: private != "n"}
+// endpoint resolves a master.cf service name and type into an address.
+func endpoint(typ, name string, private bool, queue string) (Endpoint, error) {
+	ep := Endpoint{Type: typ, Private: private, Address: name}
 	switch typ {
 	case Inet:
 		host, port := "", name
-		if i := strings.LastIndexByte(name, ':'); i >= 0 {
-			host, port = strings.Trim(name[:i], "[]"), name[i+1:]
+		if h, p, ok := strings.Cut(name, "]:"); ok && strings.HasPrefix(h, "[") {
+			host, port = h[1:], p
+		} else if i := strings.LastIndexByte(name, ':'); i >= 0 {
+			host, port = name[:i], name[i+1:]
 		}
 		n, err := strconv.Atoi(port)
 		if err != nil {
-			if n, err = net.LookupPort("tcp", port); err != nil {
-				return ep, fmt.Errorf("bad port: %s", name)
-			}
+			n, err = net.LookupPort("tcp", port)
 		}
-		if n < 1 || n > 65535 {
-			return ep, fmt.Errorf("bad port: %s", name)
+		if ep.Address = net.JoinHostPort(host, strconv.Itoa(n)); err != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "[] \t") {
+			return ep, fmt.Errorf("bad inet service name %q: want [host:]port or [ipv6]:port", name)
+		} else if private {
+			return ep, errors.New("inet service cannot be private")
 		}
-		ep.Address = net.JoinHostPort(host, strconv.Itoa(n))
 	case Unix:
-		ep.Address = name
-		if !filepath.IsAbs(name) {
-			sub := "private"
-			if !ep.Private {
-				sub = "public"
+		if sub := "public"; !filepath.IsAbs(name) {
+			if private {
+				sub = "private"
 			}
 			ep.Address = filepath.Join(queue, sub, name)
 		}
+		if len(ep.Address) > 107 { // sun_path holds 108 bytes with the NUL
+			return ep, fmt.Errorf("socket path %s is longer than 107 bytes", ep.Address)
+		}
+	case "fifo", "pass", "unix-dgram":
+		return ep, fmt.Errorf("transport type %s is not supported standalone: use inet or unix", typ)
 	default:
-		return ep, fmt.Errorf("unsupported service type: %s", typ)
+		return ep, fmt.Errorf("bad transport type: %s", typ)
 	}
 	return ep, nil
+}
+
+// service checks a service's attributes (user=, argv=) and resolves all
+// its command gets, with parameters c. It reports errors at pos.
+func (l *loader) service(c *conf, p *Policy, pos Error, attrs []string, over map[string]string) *Service {
+	s := &Service{Name: pos.Service, File: pos.File, Line: pos.Line, Params: over, Dir: "/"}
+	userSeen, userOK := false, false
+	for i, w := range attrs {
+		key, val, ok := strings.Cut(w, "=")
+		if ok && strings.EqualFold(key, "argv") {
+			s.Argv = append([]string{val}, attrs[i+1:]...)
+			break
+		} else if !ok || !strings.EqualFold(key, "user") {
+			l.add(pos, "unknown attribute name: %s", w)
+			continue
+		}
+		var err error
+		s.User, s.Group, _ = strings.Cut(val, ":")
+		if s.Uid, s.Gid, err = l.acct.User(s.User); err != nil {
+			l.add(pos, "unknown user name: %s", s.User)
+		} else if s.Group == "" {
+			s.Group = l.acct.GroupName(s.Gid)
+		} else if s.Gid, err = l.acct.Group(s.Group); err != nil {
+			l.add(pos, "unknown group name: %s", s.Group)
+		}
+		userSeen, userOK = true, err == nil
+	}
+	o := p.MailOwner
+	l.checks(pos, // spawn(8)'s checks, in its order
+		check{!userSeen, "missing user= attribute"},
+		check{len(s.Argv) == 0 || s.Argv[0] == "", "missing argv= attribute"},
+		check{userOK && s.Uid == 0, "request to deliver as root"},
+		check{userOK && l.ownerOK && s.Uid == o.Uid, "request to deliver as mail system owner"},
+		check{userOK && s.Gid == 0, "request to use privileged group id 0"},
+		check{userOK && l.ownerOK && s.Gid == o.Gid, "request to use mail system owner group id " + strconv.Itoa(int(s.Gid))},
+		check{userOK && s.Uid == ^uint32(0), "user must not have user ID -1"},
+		check{userOK && s.Gid == ^uint32(0), "user must not have group ID -1"})
+	if len(s.Argv) > 0 && s.Argv[0] != "" {
+		l.checkCommand(pos, s.Argv[0])
+	}
+	limit, peer := pos.Service+"_time_limit", pos.Service+"_peer_environment"
+	if !c.has(limit) {
+		limit = "command_time_limit"
+	}
+	if _, ok := over["peer_environment"]; ok {
+		peer = "peer_environment"
+	}
+	s.TimeLimit, s.PeerEnvironment = c.time(limit, 1), c.boolean(peer)
+	list, _ := c.str("export_environment")
+	vars, err := words(list, listSeps)
+	if err != nil {
+		c.errorf("export_environment", "parameter export_environment: %v", err)
+	}
+	s.Env, s.Groups = exportEnv(vars, l.env), []uint32{s.Gid}
+	if st, err := os.Stat(p.QueueDirectory); err == nil && st.IsDir() {
+		s.Dir = p.QueueDirectory
+	}
+	return s
+}
+
+// checkCommand requires argv[0] to be an absolute path that resolves
+// (symbolic links followed) to an executable regular file.
+func (l *loader) checkCommand(pos Error, path string) {
+	st, err := os.Stat(path)
+	if real, rerr := filepath.EvalSymlinks(path); rerr == nil && real != path {
+		path += " (resolves to " + real + ")"
+	}
+	switch {
+	case !filepath.IsAbs(path):
+		l.add(pos, "command %s: not an absolute path", path)
+	case err != nil:
+		l.add(pos, "command %s: %v", path, errors.Unwrap(err))
+	case !st.Mode().IsRegular():
+		l.add(pos, "command %s: not a regular file (%v)", path, st.Mode())
+	case st.Mode()&0o111 == 0:
+		l.add(pos, "command %s: not executable (%v)", path, st.Mode())
+	}
+}
+
+// exportEnv is the command's environment (Postfix's clean_env): list's
+// NAME=VALUE entries as written, its bare names with their values in env
+// when set, each name once, then PATH=/usr/bin:/bin, which spawn(8)
+// always forces.
+func exportEnv(list, env []string) []string {
+	var out []string
+	at := map[string]int{}
+	for _, w := range list {
+		name, _, literal := strings.Cut(w, "=")
+		if !literal {
+			i := slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+			if i < 0 {
+				continue
+			}
+			w = env[i]
+		}
+		if i, ok := at[name]; ok {
+			out[i] = w
+		} else if name != "" && name != "PATH" {
+			at[name] = len(out)
+			out = append(out, w)
+		}
+	}
+	return append(out, "PATH=/usr/bin:/bin")
 }

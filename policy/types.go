@@ -33,17 +33,20 @@ type Account struct {
 	Gid  uint32
 }
 
-// Endpoint types, as in master.cf's second column.
+// Endpoint types, as in master.cf's second column. Pass occurs only in
+// Postfix mode (master(8) passes connections over a unix socket).
 const (
 	Inet = "inet"
 	Unix = "unix"
+	Pass = "pass"
 )
 
 // Endpoint is where a service listens.
 type Endpoint struct {
 	Type string // Inet or Unix
-	// Address is "host:port" for Inet (host empty for all addresses,
-	// "[::1]:port" style for IPv6) and an absolute path for Unix.
+	// Address is "host:port" for Inet (net.JoinHostPort: host empty for
+	// all addresses, "[::1]:port" for IPv6) and an absolute path for
+	// Unix. It is empty in Postfix mode, where master(8) owns the socket.
 	Address string
 	Private bool // master.cf private column
 }
@@ -82,6 +85,7 @@ type Service struct {
 	// when that does not exist.
 	Dir string
 
-	// Params holds the -o overrides given for this service, as written.
+	// Params holds the -o overrides given for this service, name to
+	// value, unexpanded.
 	Params map[string]string
 }
