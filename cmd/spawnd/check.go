@@ -10,7 +10,8 @@ import (
 )
 
 // runCheck is `spawnd check [-c DIR]`: load and validate everything serve
-// would, print the resolved services, open nothing, start nothing.
+// would, print the resolved services on stdout and warnings and errors on
+// stderr. It opens no socket and starts nothing.
 func runCheck(args []string) int {
 	fs := flag.NewFlagSet("spawnd check", flag.ContinueOnError)
 	dir := fs.String("c", "/etc/spawnd", "configuration `directory`")
@@ -19,16 +20,22 @@ func runCheck(args []string) int {
 		return 2
 	}
 	p, err := policy.Load(*dir, os.Environ())
-	if err != nil {
-		return fatalf("%v", err)
-	}
 	for _, w := range p.Warnings {
 		fmt.Fprintln(os.Stderr, "warning: "+w)
 	}
+	if err != nil {
+		return fatalf("%v", err)
+	}
 	for _, s := range p.Services {
+		argv := make([]string, len(s.Argv))
+		for i, a := range s.Argv { // master.cf's { } grouping where needed
+			if argv[i] = a; a == "" || strings.ContainsAny(a, " \t") {
+				argv[i] = "{ " + a + " }"
+			}
+		}
 		fmt.Printf("%s %s %s user=%s group=%s time_limit=%ds process_limit=%d argv=%s\n",
 			s.Name, s.Endpoint.Type, s.Endpoint.Address, s.User, s.Group,
-			int(s.TimeLimit.Seconds()), s.ProcessLimit, strings.Join(s.Argv, " "))
+			int64(s.TimeLimit.Seconds()), s.ProcessLimit, strings.Join(argv, " "))
 	}
 	return 0
 }
