@@ -524,6 +524,104 @@ func TestServeTimeLimitKillsGroup(t *testing.T) {
 	}
 }
 
+// TestServeTimeLimitForms: the three ways to give a service a time limit
+// (main.cf NAME_time_limit, -o NAME_time_limit, -o command_time_limit)
+// each end a 30-second command after about a second, with a Postfix time
+// unit or without.
+func TestServeTimeLimitForms(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	m := freshMarker()
+	killMarked(t, m)
+	probe, ready := probeService(t)
+	d := StartServe(t, Config{
+		Main: "tla_time_limit = 1s",
+		Master: fmt.Sprintf("tla unix - n n - - spawnd user=nobody argv=/bin/sleep 30.%s\n", m) +
+			fmt.Sprintf("tlb unix - n n - - spawnd -o tlb_time_limit=1 user=nobody argv=/bin/sleep 31.%s\n", m) +
+			fmt.Sprintf("tlc unix - n n - - spawnd -o command_time_limit=1s user=nobody argv=/bin/sleep 32.%s\n", m) + probe,
+		Ready: []string{ready},
+	})
+	var wg sync.WaitGroup
+	for _, name := range []string{"tla", "tlb", "tlc"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			got, err := Talk("unix", filepath.Join(d.Dir, "queue", "private", name), "", 40*time.Second)
+			if took := time.Since(start); err != nil || got != "" || took > 10*time.Second {
+				t.Errorf("%s: %q, %v after %v; want end of file after about 1s", name, got, err, took)
+			}
+		}()
+	}
+	wg.Wait()
+	if !waitFor(10*time.Second, func() bool { return strings.Count(d.ReadLog(), "command time limit exceeded") == 3 }) {
+		t.Errorf("want 3 time limit warnings:\n%s", d.ReadLog())
+	}
+}
+
+// TestServePeerEnvironment: with -o peer_environment=yes (or
+// NAME_peer_environment = yes in main.cf) the command also gets the
+// UCSPI-style peer variables, taken from the connection: for TCP the
+// client's and the server's address and port, for a unix socket the
+// client's uid, gid and pid (this test process, as root). Without it, none.
+func TestServePeerEnvironment(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	tcp, plain := loopback(t), loopback(t)
+	probe, ready := probeService(t)
+	d := StartServe(t, Config{
+		Main: "peerunix_peer_environment = yes",
+		Master: fmt.Sprintf("%s inet n n n - - spawnd -o peer_environment=yes user=nobody argv=/usr/bin/env\n", tcp) +
+			"peerunix unix - n n - - spawnd user=nobody argv=/usr/bin/env\n" +
+			fmt.Sprintf("%s inet n n n - - spawnd user=nobody argv=/usr/bin/env\n", plain) + probe,
+		Ready: []string{ready},
+	})
+	envOf := func(s string) map[string]string {
+		out := map[string]string{}
+		for _, l := range strings.Fields(s) {
+			k, v, _ := strings.Cut(l, "=")
+			out[k] = v
+		}
+		return out
+	}
+	conn, err := net.Dial("tcp", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := conn.LocalAddr().(*net.TCPAddr)
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	conn.(*net.TCPConn).CloseWrite()
+	b, _ := io.ReadAll(conn)
+	conn.Close()
+	_, port, _ := net.SplitHostPort(tcp)
+	env := envOf(string(b))
+	for k, v := range map[string]string{"PROTO": "TCP", "TCPREMOTEIP": "127.0.0.1", "TCPREMOTEPORT": strconv.Itoa(local.Port),
+		"TCPLOCALIP": "127.0.0.1", "TCPLOCALPORT": port, "PATH": "/usr/bin:/bin"} {
+		if env[k] != v {
+			t.Errorf("tcp: %s=%q, want %q (environment %v)", k, env[k], v, env)
+		}
+	}
+	got, err := talkRetry("unix", filepath.Join(d.Dir, "queue", "private", "peerunix"), "", 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = envOf(got)
+	for k, v := range map[string]string{"PROTO": "UNIX", "UNIXREMOTEUID": "0", "UNIXREMOTEGID": "0", "UNIXREMOTEPID": strconv.Itoa(os.Getpid())} {
+		if env[k] != v {
+			t.Errorf("unix: %s=%q, want %q (environment %v)", k, env[k], v, env)
+		}
+	}
+	got, err = talkRetry("tcp", plain, "", 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range envOf(got) {
+		if k == "PROTO" || strings.HasPrefix(k, "TCP") || strings.HasPrefix(k, "UNIX") {
+			t.Errorf("without peer_environment the command got %s", k)
+		}
+	}
+}
+
 // TestServeExitStatusLogged3: `exit 3` is logged as spawn(8) logs it, a
 // command killed by a signal too, and -v gives their status.
 func TestServeExitStatusLogged3(t *testing.T) {
