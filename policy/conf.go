@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -103,20 +104,20 @@ func words(s, seps string) ([]string, error) {
 // overrides, each expanded when first read.
 type conf struct {
 	file string
-	vals map[string]string // main.cf and overrides, unexpanded
-	pos  map[string]Error  // where each value was set
+	vals map[string]string // defaults, main.cf and overrides, unexpanded
+	pos  map[string]Error  // where each value not a default was set
 	memo map[string]string // expanded values
 	l    *loader
 }
 
 func (l *loader) parseMainCF(file, text string) *conf {
-	c := &conf{file: file, vals: map[string]string{}, pos: map[string]Error{}, memo: map[string]string{}, l: l}
+	c := &conf{file: file, vals: maps.Clone(defaults), pos: map[string]Error{}, memo: map[string]string{}, l: l}
 	for _, ln := range l.logical(file, text) {
 		pos := Error{File: file, Line: ln.n}
 		if name, value, err := splitNameVal(ln.s); err != "" {
 			l.add(pos, "%s: %q", err, ln.s)
 		} else {
-			if old, ok := c.vals[name]; ok && old != value {
+			if _, set := c.pos[name]; set && c.vals[name] != value {
 				l.warn(pos, "overriding earlier entry: %s=%s", name, value)
 			}
 			c.vals[name], c.pos[name] = value, pos
@@ -139,11 +140,7 @@ func (c *conf) has(name string) bool { _, ok := c.vals[name]; return ok }
 
 // errorf reports a problem with parameter name where it was set.
 func (c *conf) errorf(name, format string, a ...any) {
-	pos, ok := c.pos[name]
-	if !ok {
-		pos = Error{File: c.file}
-	}
-	c.l.add(pos, format, a...)
+	c.l.add(cmp.Or(c.pos[name], Error{File: c.file}), format, a...)
 }
 
 // str returns parameter name expanded; ok is false after an error.
@@ -162,10 +159,7 @@ func (c *conf) value(name string, active map[string]bool) (string, error) {
 	} else if active[name] {
 		return "", fmt.Errorf("expansion loop through $%s", name)
 	}
-	raw, ok := c.vals[name]
-	if !ok {
-		raw = defaults[name]
-	}
+	raw := c.vals[name]
 	active[name] = true
 	defer delete(active, name)
 	v, err := c.expand(raw, active)

@@ -38,6 +38,7 @@ type Error struct {
 	Msg     string
 }
 
+// Error returns e as Postfix prints a configuration error.
 func (e *Error) Error() string {
 	s := e.Msg
 	if e.Service != "" {
@@ -122,7 +123,7 @@ type loader struct {
 	errs     ErrorList
 	seen     map[string]bool
 	warnings []string
-	ownerOK  bool // mail_owner resolved, so ids can be compared with its
+	ownerOK  bool // mail_owner resolved: services' ids can be compared with its
 }
 
 func newLoader(env []string, acct accounts) *loader {
@@ -353,15 +354,18 @@ func (l *loader) entry(p *Policy, c *conf, pos Error, w []string) *Service {
 	over := l.overrides(pos, a)
 	s := l.service(c.with(over, pos), p, pos, a.Attrs, over)
 	s.Endpoint, s.ProcessLimit = ep, limit
-	if st, err := os.Stat(filepath.Dir(ep.Address)); err == nil && ep.Private && ep.Type == Unix && st.Mode()&0o033 != 0 {
-		l.warn(pos, "socket directory %s of a private service is open to other users (mode %04o)", filepath.Dir(ep.Address), st.Mode().Perm())
+	if dir := filepath.Dir(ep.Address); ep.Type == Unix && ep.Private {
+		if st, err := os.Stat(dir); err == nil && st.Mode()&0o033 != 0 {
+			l.warn(pos, "socket directory %s of a private service is open to other users (mode %04o)", dir, st.Mode().Perm())
+		}
 	}
 	return s
 }
 
 func digits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
-// endpoint resolves a master.cf service name and type into an address.
+// endpoint resolves a master.cf service name and type into an address;
+// after an error the address is the name.
 func endpoint(typ, name string, private bool, queue string) (Endpoint, error) {
 	ep := Endpoint{Type: typ, Private: private, Address: name}
 	switch typ {
@@ -376,11 +380,12 @@ func endpoint(typ, name string, private bool, queue string) (Endpoint, error) {
 		if err != nil {
 			n, err = net.LookupPort("tcp", port)
 		}
-		if ep.Address = net.JoinHostPort(host, strconv.Itoa(n)); err != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "[] \t") {
+		if err != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "[] \t") {
 			return ep, fmt.Errorf("bad inet service name %q: want [host:]port or [ipv6]:port", name)
 		} else if private {
 			return ep, errors.New("inet service cannot be private")
 		}
+		ep.Address = net.JoinHostPort(host, strconv.Itoa(n))
 	case Unix:
 		if sub := "public"; !filepath.IsAbs(name) {
 			if private {

@@ -260,6 +260,9 @@ func TestConfigErrors(t *testing.T) {
 			"DIR/master.cf: line 2: service /q/private/p: duplicate entry for this service or endpoint, first at line 1"}},
 		{"same port", "", "25 inet n n n - - spawnd user=nobody argv=/bin/true\nsmtp inet n n n - - spawnd user=nobody argv=/bin/true\n", []string{
 			"DIR/master.cf: line 2: service smtp: duplicate entry for this service or endpoint, first at line 1"}},
+		{"bad ports are not duplicates", "", "x:0 inet n n n - - spawnd user=nobody argv=/bin/true\n[x]:0 inet n n n - - spawnd user=nobody argv=/bin/true\n", []string{
+			`DIR/master.cf: line 1: service x:0: bad inet service name "x:0": want [host:]port or [ipv6]:port`,
+			`DIR/master.cf: line 2: service [x]:0: bad inet service name "[x]:0": want [host:]port or [ipv6]:port`}},
 		{"no service", "", "smtp inet n - y - - smtpd\n", []string{"DIR/master.cf: no service runs spawn or spawnd"}},
 		{"sorted and once", "command_time_limit = x\nmail_owner = nosuch\n",
 			"b unix - n n - - spawnd user=root argv=/bin/true\na unix - n n - - spawnd user=nobody\n", []string{
