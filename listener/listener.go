@@ -136,12 +136,13 @@ type listener struct {
 	stopping bool
 	run      ipc.Message // reused for every Run
 
-	idleSince  time.Time // Postfix max_idle: when in flight last became 0
-	lastWarn   time.Time // last accept warning
-	masterGone bool      // the status channel is closed: write no more
-	taken      bool      // the last status master(8) has from us is TAKEN
-	anyPaused  bool
-	wake       int // eventfd for Config.Stop; -1: none
+	idleSince   time.Time // Postfix max_idle: when in flight last became 0
+	lastWarn    time.Time // last accept warning
+	lastCapWarn time.Time // last warning that the executor's cap is reached
+	masterGone  bool      // the status channel is closed: write no more
+	taken       bool      // the last status master(8) has from us is TAKEN
+	anyPaused   bool
+	wake        int // eventfd for Config.Stop; -1: none
 }
 
 // Run serves connections until the executor goes away (it returns nil at
@@ -532,6 +533,10 @@ func (l *listener) accept(s *socket) error {
 		svc.inflight++
 		l.inflight++
 		l.used++
+		if l.inflight == l.cap && time.Since(l.lastCapWarn) >= warnInterval {
+			l.lastCapWarn = time.Now()
+			l.log.Warning("%d commands running, the executor's limit: new clients wait in the backlog", l.cap)
+		}
 		if l.pf != nil && l.pf.MaxUse > 0 && l.used >= l.pf.MaxUse {
 			l.stop("use limit reached")
 		}

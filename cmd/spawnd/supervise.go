@@ -17,7 +17,12 @@ import (
 
 // hardCap bounds the commands one executor runs at once, whatever the
 // listener asks: the executor holds one descriptor per running command.
-const hardCap = 4096
+// fdReserve is what it keeps free of its descriptor limit besides: the
+// fork's pipe, /proc walks, the log's redial and a new listener's pair.
+const (
+	hardCap   = 4096
+	fdReserve = 16
+)
 
 // supervisor keeps one listener running for an executor: it starts it as
 // mail_owner, serves the protocol with it, restarts it with back-off when
@@ -40,7 +45,7 @@ type supervisor struct {
 // master(8)'s status channel.
 func newSupervisor(p *policy.Policy, log *maillog.Logger, sockets [][]int, status int, flags []string) *supervisor {
 	s := &supervisor{pol: p, log: log, status: status, flags: flags}
-	cfg := executor.Config{Policy: p, Log: log, Cap: hardCap}
+	cfg := executor.Config{Policy: p, Log: log, Cap: commandCap(log)}
 	next := int32(5)
 	if status >= 0 {
 		next = 6
@@ -53,6 +58,26 @@ func newSupervisor(p *policy.Policy, log *maillog.Logger, sockets [][]int, statu
 	}
 	s.ex = executor.New(cfg)
 	return s
+}
+
+// commandCap returns the hard cap for a process whose listening sockets
+// are open: hardCap, or less when RLIMIT_NOFILE leaves no room for a
+// descriptor per command. The listener never asks past the cap (Welcome
+// announces it), so a low limit makes connections wait in the backlog
+// instead of making the kernel drop the descriptors it passes.
+func commandCap(log *maillog.Logger) int {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
+		return hardCap
+	}
+	open, _ := os.ReadDir("/proc/self/fd")
+	n := int(min(lim.Cur, hardCap+1<<10)) - len(open) - fdReserve
+	if n >= hardCap {
+		return hardCap
+	}
+	n = max(n, 1)
+	log.Warning("descriptor limit %d (RLIMIT_NOFILE) leaves room for %d commands at once; more connections wait", lim.Cur, n)
+	return n
 }
 
 // Outcomes of one listener's life.
