@@ -154,6 +154,11 @@ func Run(cfg Config) error {
 		return errors.New("listener: Config needs Log and Pair")
 	}
 	l := &listener{cfg: cfg, pf: cfg.Postfix, log: cfg.Log, conn: ipc.NewConn(cfg.Pair), ep: -1, wake: -1}
+	// The Go runtime opens its poller (an epoll fd and an eventfd) with
+	// the first timer, which the garbage collector's scavenger may be the
+	// first to set, under load. Open it now, so that the listener's
+	// descriptors are the same after start-up as after any load.
+	time.AfterFunc(time.Hour, func() {}).Stop()
 	err := l.serve()
 	if l.ep >= 0 {
 		unix.Close(l.ep)

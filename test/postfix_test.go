@@ -181,7 +181,10 @@ linger unix - n n - 1 probe linger
 		t.Fatalf("postfix stop: %v\n%s", err, out)
 	}
 	end = waitFile(t, filepath.Join(p.conf, "probe", fmt.Sprintf("linger.%d.end", r.Pid)), 15*time.Second)
-	if !strings.HasPrefix(end, "SIGTERM") {
+	// master(8) signals its process group and exits, closing the status
+	// channel: the daemon may see the end of file before its runtime
+	// delivers the signal.
+	if !strings.Contains(end, "SIGTERM") {
 		t.Errorf("at postfix stop the daemon saw %q, want SIGTERM", end)
 	}
 	t.Logf("at postfix stop: %s", strings.TrimSpace(end))
