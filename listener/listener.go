@@ -32,6 +32,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,6 +57,12 @@ type Config struct {
 	// Stop, when it is closed or receives, makes Run stop accepting and
 	// return once every command in flight has reported (SIGTERM).
 	Stop <-chan struct{}
+	// Leave, when it is closed or receives, makes Run stop accepting and
+	// half-close the pair, without waiting for the commands in flight:
+	// the executor answers with end of file after the results it has
+	// sent, which Run logs, and keeps the later ones for the next
+	// listener (spawnd's reload).
+	Leave <-chan struct{}
 }
 
 // Postfix holds what Postfix mode adds: master(8)'s status channel and the
@@ -146,7 +153,8 @@ type listener struct {
 	masterGone  bool      // the status channel is closed: write no more
 	taken       bool      // the last status master(8) has from us is TAKEN
 	anyPaused   bool
-	wake        int // eventfd for Config.Stop; -1: none
+	wake        int // eventfd for Config.Stop and Leave; -1: none
+	leave       atomic.Bool
 }
 
 // Run serves connections until the executor goes away (it returns nil at
@@ -209,7 +217,7 @@ func (l *listener) serve() error {
 		}
 		l.idleSince = time.Now()
 	}
-	if l.cfg.Stop != nil {
+	if l.cfg.Stop != nil || l.cfg.Leave != nil {
 		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 		if err != nil {
 			return fmt.Errorf("eventfd: %w", err)
@@ -221,11 +229,14 @@ func (l *listener) serve() error {
 			defer wg.Done()
 			select {
 			case <-l.cfg.Stop:
-				var one [8]byte
-				binary.NativeEndian.PutUint64(one[:], 1)
-				unix.Write(efd, one[:])
+			case <-l.cfg.Leave:
+				l.leave.Store(true)
 			case <-done:
+				return
 			}
+			var one [8]byte
+			binary.NativeEndian.PutUint64(one[:], 1)
+			unix.Write(efd, one[:])
 		}()
 		// The goroutine may be writing to efd: close it only after it ended.
 		defer func() { close(done); wg.Wait(); unix.Close(efd) }()
@@ -371,6 +382,10 @@ func (l *listener) loop() error {
 			case tokWake:
 				l.ctlDel(l.wake)
 				l.stop("stop signal")
+				if l.leave.Load() {
+					// Results already sent still come, then end of file.
+					unix.Shutdown(l.cfg.Pair, unix.SHUT_WR)
+				}
 			}
 		}
 		for _, ev := range events[:n] {

@@ -39,6 +39,7 @@ type setup struct {
 	verbose  bool
 	postfix  *Postfix // Status is filled in by start
 	stop     chan struct{}
+	leave    chan struct{}
 }
 
 // fake is the executor's side of the pair, driven by the test. It checks,
@@ -67,7 +68,7 @@ type fake struct {
 func start(t *testing.T, s setup) *fake {
 	t.Helper()
 	f, li, logFd := newFake(t, s.cap)
-	cfg := Config{Pair: li, Log: maillog.New(logFd, maillog.File, "postfix/spawnd", 2), Verbose: s.verbose, Stop: s.stop}
+	cfg := Config{Pair: li, Log: maillog.New(logFd, maillog.File, "postfix/spawnd", 2), Verbose: s.verbose, Stop: s.stop, Leave: s.leave}
 	if s.postfix != nil {
 		pf := *s.postfix
 		pf.Status = f.statusPair()
@@ -955,6 +956,39 @@ func TestStopStandalone(t *testing.T) {
 	if err := f.wait(); err != nil {
 		t.Fatal(err)
 	}
+	if got := f.logLines(); len(got) != 1 || got[0] != "warning: command /bin/s exit status 1" {
+		t.Errorf("log %q", got)
+	}
+}
+
+// A leave (SIGUSR1 in the binary, spawnd's reload): nothing more
+// accepted, the pair half-closed at once with commands in flight, the
+// result the executor sends before its end of file logged, the other
+// left to the executor.
+func TestLeave(t *testing.T) {
+	lfd, addr := tcpListener(t)
+	leave := make(chan struct{})
+	f := start(t, setup{leave: leave, services: []svcSpec{{name: "s", command: "/bin/s", fds: []int{lfd}}}})
+	c := dial(t, "tcp", addr, "1")
+	m := f.run()
+	dial(t, "tcp", addr, "2")
+	f.run()
+	close(leave)
+	if _, _, err := f.conn.Receive(ipc.FromListener); err != io.EOF {
+		t.Fatalf("after leave: %v, want end of file", err)
+	}
+	dial(t, "tcp", addr, "3")
+	f.serve(m.Seq)
+	f.finish(m.Seq, ipc.Message{Pid: 5, Code: 1})
+	c.served()
+	if f.returned(100 * time.Millisecond) {
+		t.Fatal("Run returned before the executor's end of file")
+	}
+	f.conn.Shutdown()
+	if err := f.wait(); err != nil {
+		t.Fatal(err)
+	}
+	inBacklog(t, lfd)
 	if got := f.logLines(); len(got) != 1 || got[0] != "warning: command /bin/s exit status 1" {
 		t.Errorf("log %q", got)
 	}

@@ -45,7 +45,9 @@
 // once, with status 0.
 //
 // SIGTERM or SIGINT: stop accepting, wait for the results of the commands
-// in flight (logging them), exit 0.
+// in flight (logging them), exit 0. SIGUSR1 (spawnd's reload): stop
+// accepting, log the results the executor has already sent, exit 0; the
+// executor hands the others to the next listener.
 //
 // # Options
 //

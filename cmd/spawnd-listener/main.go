@@ -75,7 +75,8 @@ func main() {
 	if typ, err := unix.GetsockoptInt(pairFd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
 		log.Fatal("no socket pair to the executor on fd %d", pairFd)
 	}
-	cfg := listener.Config{Pair: pairFd, Log: log, Verbose: *verbose, Stop: stopOnSignal()}
+	cfg := listener.Config{Pair: pairFd, Log: log, Verbose: *verbose,
+		Stop: onSignal(syscall.SIGTERM, syscall.SIGINT), Leave: onSignal(syscall.SIGUSR1)}
 	if *postfix {
 		if !writable(statusFd) {
 			log.Fatal("-p: no master(8) status channel on fd %d", statusFd)
@@ -100,12 +101,14 @@ func logger(kind maillog.Kind, ident string, facility int) *maillog.Logger {
 	return maillog.New(logFd, kind, ident, facility)
 }
 
-// stopOnSignal returns a channel closed at the first SIGTERM or SIGINT:
-// stop accepting, let the commands in flight report, exit 0.
-func stopOnSignal() <-chan struct{} {
+// onSignal returns a channel closed at the first of the signals: SIGTERM
+// or SIGINT, stop accepting, let the commands in flight report, exit 0;
+// SIGUSR1 (spawnd's reload), stop accepting and exit without waiting for
+// them.
+func onSignal(which ...os.Signal) <-chan struct{} {
 	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, which...)
 	go func() {
 		<-sigs
 		close(stop)
