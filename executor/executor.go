@@ -29,6 +29,7 @@ type Config struct {
 	Cap      int      // hard cap on running commands (a flood past it is a violation)
 	ListenFd []int32  // per service index: first listening fd number in the listener process
 	ListenN  []uint32 // per service index: number of listening fds
+	Verbose  bool     // log the results only the executor sees as the listener's -v does
 }
 
 // Executor runs the commands of one policy for a succession of listeners.

@@ -863,3 +863,121 @@ func TestTerminate(t *testing.T) {
 		t.Errorf("result %+v, want killed by signal 15", m)
 	}
 }
+
+// handOver does what a reload does to the old image: Handover, then, as
+// exec would, forgets the old executor's commands and timers; mu, which
+// Handover holds, is released only now, as the new image starts unlocked.
+func handOver(t *testing.T, from *Executor) string {
+	t.Helper()
+	s, err := from.Handover(3)
+	for pid, c := range procs {
+		if c, ok := c.(*command); ok && c.e == from {
+			c.timer.Stop()
+			delete(procs, pid)
+		}
+	}
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(s, " ")
+}
+
+// TestAdopt: commands handed over by a reload. One whose service the new
+// policy has counts as running for it, under its new index, and its result
+// goes to the new listener with Seq 0; one whose service is gone is still
+// killed at its old time limit, reaped and logged by the executor. Bad
+// entries are refused with a warning, and a socket of one closed.
+func TestAdopt(t *testing.T) {
+	needRoot(t)
+	cat, slow := service("/bin/cat"), service("/bin/sleep", "60")
+	cat.Name, slow.Name, slow.TimeLimit = "cat", "slow", 2*time.Second
+	old, log := newExecutor(t, 10, cat, slow)
+	f := serve(t, old, log)
+	f.hello()
+	server1, client1 := unixClient(t)
+	f.run(1, 0, server1)
+	server2, client2 := unixClient(t)
+	f.run(2, 1, server2)
+	started := time.Now()
+	unix.Close(server1)
+	unix.Close(server2)
+	for old.Running() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	f.l.Close()
+	f.wait()
+	handed := handOver(t, old)
+	if n := len(strings.Fields(handed)); n != 2 {
+		t.Fatalf("handed over %q, want 2 commands", handed)
+	}
+	var slowPid int
+	for _, ent := range strings.Fields(handed) {
+		if strings.HasSuffix(ent, ",slow,%2Fbin%2Fsleep") {
+			fmt.Sscanf(ent, "%d", &slowPid)
+		}
+	}
+
+	other := service("/bin/true")
+	other.Name = "other"
+	e, _ := newExecutor(t, 10, other, cat)
+	e.cfg.Log, e.cfg.Verbose = old.cfg.Log, true
+	orphanSock, _ := unixClient(t)
+	devNull, _ := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	defer unix.Close(devNull)
+	bad := []string{"junk", fmt.Sprintf("1,%d,0,1,cat,%%2Fbin%%2Fcat", orphanSock),
+		fmt.Sprintf("%d,%d,0,1,cat,%%2Fbin%%2Fcat", os.Getpid(), devNull)}
+	e.Adopt(handed + " " + strings.Join(bad, " "))
+	if n := e.Running(); n != 1 {
+		t.Errorf("Running %d after Adopt, want 1 (the cat)", n)
+	}
+	if _, err := unix.FcntlInt(uintptr(orphanSock), unix.F_GETFD, 0); err != unix.EBADF {
+		t.Errorf("the socket of a refused entry is still open: %v", err)
+	}
+	if _, err := unix.FcntlInt(uintptr(devNull), unix.F_GETFD, 0); err != nil {
+		t.Errorf("a descriptor that is not a socket was closed: %v", err)
+	}
+
+	g := serve(t, e, log)
+	if svcs := g.hello(); svcs[0].Running != 0 || svcs[1].Running != 1 {
+		t.Errorf("Running %d and %d, want 0 and 1", svcs[0].Running, svcs[1].Running)
+	}
+	unix.Write(client1, []byte("still here"))
+	unix.Shutdown(client1, unix.SHUT_WR)
+	if got := readAll(t, client1, 10*time.Second); got != "still here" {
+		t.Errorf("adopted cat echoed %q", got)
+	}
+	if m := g.receive(); m.Kind != ipc.KindExited || m.Seq != 0 || m.Service != 1 || m.Code != 0 {
+		t.Errorf("result %+v, want Exited with Seq 0 for service 1", m)
+	}
+	readAll(t, client2, 10*time.Second)
+	if took := time.Since(started); took < 1500*time.Millisecond || took > 6*time.Second {
+		t.Errorf("the slow command's client saw end of file after %v, limit 2s", took)
+	}
+	want := []string{fmt.Sprintf("warning: /bin/sleep: process id %d: command time limit exceeded", slowPid),
+		fmt.Sprintf("service=slow peer=unknown pid=%d status=time limit", slowPid)}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(log)
+		text := string(b)
+		ok := strings.Count(text, "warning: reload: not taking over") == len(bad)
+		for _, w := range want {
+			ok = ok && strings.Count(text, w) == 1
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want %q once each and %d refusals in:\n%s", want, len(bad), text)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, st := range procStats() {
+		if st.ppid == os.Getpid() && st.state == "Z" {
+			t.Errorf("zombie child %d", st.pid)
+		}
+	}
+	if n := e.Running(); n != 0 {
+		t.Errorf("%d running at the end", n)
+	}
+}

@@ -29,6 +29,13 @@ package executor
 //     the reaper never meets a pid before procs has it.
 //  6. Nothing else in the process may wait for children (os/exec, os.Process
 //     Wait): the reaper takes whatever exits.
+//  7. Every child is forked on the main thread, and a reload's exec runs
+//     there too (OnMainThread, Exec): Pdeathsig fires when the thread that
+//     forked a child ends, exec ends every thread but its own, and the
+//     main thread stays the main thread of the next image. So commands
+//     outlive any number of reloads and die with the process. They cross
+//     the exec as zombies at worst: Handover holds mu until it, and Adopt
+//     puts them back in procs before the new image's reaper first runs.
 
 import (
 	"fmt"
@@ -97,15 +104,20 @@ func Setup() {
 
 // command is one running command.
 type command struct {
-	e       *Executor
-	from    *session // the listener that asked for it
-	seq     uint64
-	service uint32
-	pid     int
-	fd      int // the executor's copy of the client socket
-	start   time.Time
-	timer   *time.Timer
-	timeout bool // the time limit fired
+	e        *Executor
+	from     *session // the listener that asked for it
+	seq      uint64
+	service  uint32
+	pid      int
+	fd       int // the executor's copy of the client socket
+	start    time.Time
+	deadline time.Time // of the time limit; zero: none
+	timer    *time.Timer
+	timeout  bool // the time limit fired
+
+	// Set for a command adopted after a reload whose service the new
+	// policy does not have; service is then meaningless.
+	name, path string
 }
 
 // peerNames are the variables peerEnv sets; they replace any of the same
@@ -149,8 +161,8 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 		Sys: &syscall.SysProcAttr{
 			Credential: &syscall.Credential{Uid: svc.Uid, Gid: svc.Gid, Groups: svc.Groups},
 			Setsid:     true,
-			// Sent when the thread that forked ends: Go ends a thread only
-			// under a goroutine that exits locked to it, and none here does.
+			// Sent when the thread that forked ends: the main thread,
+			// which ends only with the process (invariant 7).
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
@@ -158,10 +170,13 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 	defer mu.Unlock()
 	if reason == "" {
 		start := time.Now()
-		pid, err := syscall.ForkExec(svc.Argv[0], svc.Argv, attr)
+		var pid int
+		var err error
+		onMain(func() { pid, err = syscall.ForkExec(svc.Argv[0], svc.Argv, attr) })
 		if err == nil {
 			c := &command{e: e, from: s, seq: m.Seq, service: m.Service, pid: pid, fd: fd, start: start}
 			if svc.TimeLimit > 0 {
+				c.deadline = start.Add(svc.TimeLimit)
 				c.timer = time.AfterFunc(svc.TimeLimit, c.expire)
 			}
 			e.running++
@@ -223,17 +238,8 @@ func children(parents map[int]bool) []int {
 	ents, _ := os.ReadDir("/proc")
 	for _, ent := range ents {
 		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || parents[pid] {
-			continue
-		}
-		b, _ := os.ReadFile("/proc/" + ent.Name() + "/stat")
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
-			if f := strings.Fields(string(b[i+1:])); len(f) > 1 {
-				if ppid, _ := strconv.Atoi(f[1]); parents[ppid] {
-					out = append(out, pid)
-				}
-			}
+		if err == nil && !parents[pid] && parents[parent(pid)] {
+			out = append(out, pid)
 		}
 	}
 	return out
@@ -246,8 +252,6 @@ func (c *command) exited(ws syscall.WaitStatus) {
 	}
 	unix.Close(c.fd)
 	e := c.e
-	e.running--
-	e.byService[c.service]--
 	m := &ipc.Message{Kind: ipc.KindExited, Seq: c.seq, Service: c.service, Pid: int32(c.pid),
 		Timeout: c.timeout, Micros: time.Since(c.start).Microseconds()}
 	if ws.Signaled() {
@@ -255,6 +259,12 @@ func (c *command) exited(ws syscall.WaitStatus) {
 	} else {
 		m.Code = int32(ws.ExitStatus())
 	}
+	if c.name != "" { // adopted, of a service no listener knows
+		e.logResult(c.name, c.path, m)
+		return
+	}
+	e.running--
+	e.byService[c.service]--
 	e.deliver(c.from, m)
 	if e.running == 0 {
 		e.idle.Broadcast()
@@ -281,7 +291,7 @@ func (e *Executor) StartProcess(argv, env []string, files []int, cred *syscall.C
 	p := make(process, 1)
 	mu.Lock()
 	defer mu.Unlock()
-	pid, err = syscall.ForkExec(argv[0], argv, attr)
+	onMain(func() { pid, err = syscall.ForkExec(argv[0], argv, attr) })
 	if err != nil {
 		return 0, nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}

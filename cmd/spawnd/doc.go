@@ -86,9 +86,12 @@
 //
 // SIGTERM or SIGINT: stop accepting, let running commands finish within
 // their time limits, exit 0. SIGHUP: load and validate the configuration
-// again; if it is valid, re-execute with it, keeping the process id, the
-// listening sockets and the connections queued on them; if it is not,
-// log why and go on with the old one. When the listener dies, the
+// again; if it is valid, re-execute with it at once, keeping the process
+// id, the listening sockets and the connections queued on them; if it is
+// not, log why and go on with the old one. As with postfix reload, new
+// connections get the new configuration, while running commands go on
+// under the old one's time limit, even when their service is gone (spawnd
+// then logs their results itself). When the listener dies, the
 // executor starts another, with back-off; running commands go on.
 //
 // Socket activation: when LISTEN_PID names this process, a service takes

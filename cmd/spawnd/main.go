@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
+
+	"spawnd/executor"
 )
 
 // version is set at build time by the Makefile.
@@ -18,19 +21,26 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
-	args := os.Args[1:]
+	executor.OnMainThread(func() { os.Exit(run(os.Args[1:])) })
+}
+
+// The main goroutine stays on the main thread, to fork every child and
+// exec a reload (executor's invariant 7).
+func init() { runtime.LockOSThread() }
+
+func run(args []string) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "serve":
-			os.Exit(runServe(args[1:]))
+			return runServe(args[1:])
 		case "check":
-			os.Exit(runCheck(args[1:]))
+			return runCheck(args[1:])
 		case "version":
 			fmt.Println("spawnd", version)
-			return
+			return 0
 		}
 	}
 	// Anything else is a Postfix master(8) command line:
 	// spawnd [generic daemon options] user=NAME[:GROUP] argv=COMMAND...
-	os.Exit(runDaemon(args))
+	return runDaemon(args)
 }

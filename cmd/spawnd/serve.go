@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -48,6 +47,15 @@ func runServe(args []string) int {
 	}
 	chdir(p, log)
 	s := newSupervisor(p, log, sockets, -1, flags)
+	// Before the listener starts the reaper: see executor.Adopt.
+	var handed []string
+	for _, kv := range os.Environ() {
+		if name, v, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "SPAWND_RUNNING_") {
+			handed = append(handed, v)
+			os.Unsetenv(name)
+		}
+	}
+	s.ex.Adopt(strings.Join(handed, " "))
 	s.reload = func() bool {
 		if _, err := policy.Load(*dir, os.Environ()); err != nil {
 			log.Warning("reload: keeping the old configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -58,7 +66,7 @@ func runServe(args []string) int {
 	}
 	outcome, err := s.run()
 	if outcome == reexec {
-		err = reexecute(p, sockets, paths)
+		err = reexecute(p, sockets, paths, s.ex)
 	}
 	removeAll(paths)
 	if err != nil {
@@ -88,8 +96,9 @@ func setup(p *policy.Policy, verbose bool) (*maillog.Logger, []string, error) {
 
 // reexecute replaces this process with a new spawnd serve (same pid, so
 // the commands still running stay its children), handing it the listening
-// sockets the way systemd does, so that queued connections survive.
-func reexecute(p *policy.Policy, sockets [][]int, paths []string) error {
+// sockets the way systemd does, so that queued connections survive, and
+// the running commands in SPAWND_RUNNING (executor.Handover).
+func reexecute(p *policy.Policy, sockets [][]int, paths []string, ex *executor.Executor) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -110,14 +119,29 @@ func reexecute(p *policy.Policy, sockets [][]int, paths []string) error {
 			fds = append(fds, moved)
 		}
 	}
+	// The commands' sockets leave 3 onwards to the listening ones.
+	running, err := ex.Handover(3 + len(fds))
+	if err != nil {
+		return err
+	}
 	for i, fd := range fds {
 		if err := unix.Dup3(fd, 3+i, 0); err != nil {
 			return fmt.Errorf("reload: %w", err)
 		}
 	}
 	env := append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()),
-		"LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"), "SPAWND_OWN_SOCKETS="+strings.Join(own, ":"))
-	return syscall.Exec(self, os.Args, env)
+		"LISTEN_FDS="+strconv.Itoa(len(fds)), "LISTEN_FDNAMES="+strings.Join(names, ":"),
+		"SPAWND_OWN_SOCKETS="+strings.Join(own, ":"))
+	// SPAWND_RUNNING_0, _1...: exec refuses a variable over 128 KiB.
+	for i := 0; len(running) > 0; i++ {
+		var v strings.Builder
+		for v.Len() < 64<<10 && len(running) > 0 {
+			v.WriteString(" " + running[0])
+			running = running[1:]
+		}
+		env = append(env, fmt.Sprintf("SPAWND_RUNNING_%d=%s", i, v.String()))
+	}
+	return executor.Exec(self, os.Args, env)
 }
 
 // chdir enters the commands' working directory as root, once, so that

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -45,7 +46,7 @@ type supervisor struct {
 // master(8)'s status channel.
 func newSupervisor(p *policy.Policy, log *maillog.Logger, sockets [][]int, status int, flags []string) *supervisor {
 	s := &supervisor{pol: p, log: log, status: status, flags: flags}
-	cfg := executor.Config{Policy: p, Log: log, Cap: commandCap(log)}
+	cfg := executor.Config{Policy: p, Log: log, Cap: commandCap(log), Verbose: slices.Contains(flags, "-v")}
 	next := int32(5)
 	if status >= 0 {
 		next = 6
@@ -100,6 +101,9 @@ func (s *supervisor) run() (int, error) {
 		}
 		if outcome == died && clean && s.status >= 0 {
 			outcome = stop // max_use, max_idle or master(8) gone
+		}
+		if outcome == reexec {
+			return outcome, nil // the next image takes the running commands over
 		}
 		if outcome != died || s.status >= 0 {
 			s.ex.Drain()
@@ -174,9 +178,11 @@ func (s *supervisor) once(sigs chan os.Signal) (outcome int, clean bool, err err
 					// not the commands (own sessions); end them too.
 					s.ex.Terminate()
 				}
-			case s.reload != nil && s.reload():
+			case outcome == died && s.reload != nil && s.reload():
+				// The listener leaves without waiting for the running
+				// commands: their results go to the next image's.
 				outcome = reexec
-				unix.Kill(pid, unix.SIGTERM)
+				unix.Kill(pid, unix.SIGUSR1)
 			}
 		}
 	}
