@@ -30,6 +30,7 @@ type Config struct {
 	ListenFd []int32  // per service index: first listening fd number in the listener process
 	ListenN  []uint32 // per service index: number of listening fds
 	Verbose  bool     // log the results only the executor sees as the listener's -v does
+	Self     string   // spawnd's executable, for services with limits (limits.go)
 }
 
 // Executor runs the commands of one policy for a succession of listeners.

@@ -268,6 +268,17 @@ func (c *conf) integer(name string, min int) int {
 	return int(n)
 }
 
+// size returns a non-negative count or byte size, as Postfix writes
+// them: decimal digits, no unit.
+func (c *conf) size(name string) uint64 {
+	v, ok := c.str(name)
+	n, err := strconv.ParseUint(v, 10, 63)
+	if ok && err != nil {
+		c.errorf(name, "bad numerical configuration: %s = %s", name, v)
+	}
+	return n
+}
+
 // boolean returns a yes/no parameter.
 func (c *conf) boolean(name string) bool {
 	v, _ := c.str(name)

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"spawnd/maillog"
 )
@@ -114,6 +115,14 @@ var defaults = map[string]string{
 	"max_use":               "100",
 	"max_idle":              "100s",
 	"export_environment":    "TZ MAIL_CONFIG LANG",
+
+	// spawnd's own: the command's resource limits, 0 (none) by default.
+	"command_cpu_limit":           "0",
+	"command_address_space_limit": "0",
+	"command_open_files_limit":    "0",
+	"command_nproc_limit":         "0",
+	"command_file_size_limit":     "0",
+	"command_no_new_privileges":   "no",
 }
 
 // loader collects what one load finds.
@@ -450,6 +459,14 @@ func (l *loader) service(c *conf, p *Policy, pos Error, attrs []string, over map
 		peer = "peer_environment"
 	}
 	s.TimeLimit, s.PeerEnvironment = c.time(limit, 1), c.boolean(peer)
+	s.Limits = Limits{
+		CPU:             uint64(c.time("command_cpu_limit", 0) / time.Second),
+		AddressSpace:    c.size("command_address_space_limit"),
+		OpenFiles:       c.size("command_open_files_limit"),
+		Processes:       c.size("command_nproc_limit"),
+		FileSize:        c.size("command_file_size_limit"),
+		NoNewPrivileges: c.boolean("command_no_new_privileges"),
+	}
 	list, _ := c.str("export_environment")
 	vars, err := words(list, listSeps)
 	if err != nil {

@@ -809,3 +809,41 @@ func FuzzMasterCF(f *testing.F) {
 		}
 	})
 }
+
+// TestLimits: the command's resource limits and no_new_privileges are off
+// by default, set in main.cf for every service, overridden with -o, and a
+// bad value names its file and line.
+func TestLimits(t *testing.T) {
+	const svc = "p unix - n n - - spawnd user=nobody argv=/bin/true\n"
+	if s := one(t, "", svc); s.Limits != (Limits{}) {
+		t.Errorf("default limits %+v, want none", s.Limits)
+	}
+	mainCF := `command_cpu_limit = 2m
+command_address_space_limit = 1073741824
+command_open_files_limit = 64
+command_nproc_limit = 20
+command_file_size_limit = 1048576
+command_no_new_privileges = yes
+`
+	want := Limits{CPU: 120, AddressSpace: 1 << 30, OpenFiles: 64, Processes: 20, FileSize: 1 << 20, NoNewPrivileges: true}
+	if s := one(t, mainCF, svc); s.Limits != want {
+		t.Errorf("main.cf limits %+v, want %+v", s.Limits, want)
+	}
+	over := "p unix - n n - - spawnd -o command_cpu_limit=5 -o command_open_files_limit=0 -o command_no_new_privileges=no user=nobody argv=/bin/true\n"
+	want = Limits{CPU: 5, AddressSpace: 1 << 30, Processes: 20, FileSize: 1 << 20}
+	if s := one(t, mainCF, over); s.Limits != want {
+		t.Errorf("-o limits %+v, want %+v", s.Limits, want)
+	}
+	_, err, dir := loadText(t, "command_cpu_limit = 1 minute\ncommand_nproc_limit = -1\ncommand_file_size_limit = 1m\ncommand_no_new_privileges = sure\n", svc)
+	got := lines(err, dir)
+	wantErrs := []string{
+		"DIR/main.cf: line 1: parameter command_cpu_limit: bad time value or unit: 1 minute",
+		"DIR/main.cf: line 2: bad numerical configuration: command_nproc_limit = -1",
+		"DIR/main.cf: line 3: bad numerical configuration: command_file_size_limit = 1m",
+		"DIR/main.cf: line 4: bad boolean configuration: command_no_new_privileges = sure",
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, wantErrs) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantErrs, "\n"))
+	}
+}

@@ -81,6 +81,10 @@ type Service struct {
 	// (<service>_peer_environment or -o peer_environment=yes).
 	PeerEnvironment bool
 
+	// Limits are the command's resource limits and no_new_privileges,
+	// all off by default as in spawn(8).
+	Limits Limits
+
 	// Dir is the command's working directory: queue_directory, or "/"
 	// when that does not exist.
 	Dir string
@@ -88,4 +92,17 @@ type Service struct {
 	// Params holds the -o overrides given for this service, name to
 	// value, unexpanded.
 	Params map[string]string
+}
+
+// Limits are what the command_*_limit and command_no_new_privileges
+// parameters ask for; a zero field sets nothing. The command gets each
+// limit as both its soft and its hard limit, or its inherited hard limit
+// when that is lower.
+type Limits struct {
+	CPU             uint64 // command_cpu_limit: RLIMIT_CPU, seconds
+	AddressSpace    uint64 // command_address_space_limit: RLIMIT_AS, bytes
+	OpenFiles       uint64 // command_open_files_limit: RLIMIT_NOFILE
+	Processes       uint64 // command_nproc_limit: RLIMIT_NPROC, processes of the user
+	FileSize        uint64 // command_file_size_limit: RLIMIT_FSIZE, bytes
+	NoNewPrivileges bool   // command_no_new_privileges: PR_SET_NO_NEW_PRIVS
 }

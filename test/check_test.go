@@ -78,9 +78,10 @@ func TestCheckCommand(t *testing.T) {
 		os.Mkdir(filepath.Join(dir, "private"), 0o755)
 		os.WriteFile(filepath.Join(dir, "main.cf"), []byte("mail_owner = daemon\nqueue_directory = "+dir+"\n"), 0o644)
 		os.WriteFile(filepath.Join(dir, "master.cf"), []byte("# service type private unpriv chroot wakeup maxproc command + args\n"+
-			"sh unix - n n - 0 spawnd -o sh_time_limit=2m user=nobody:nogroup argv=/bin/sh -c { echo hi }\n"), 0o644)
+			"sh unix - n n - 0 spawnd -o sh_time_limit=2m -o command_cpu_limit=1m -o command_nproc_limit=5 -o command_no_new_privileges=yes\n"+
+			"  user=nobody:nogroup argv=/bin/sh -c { echo hi }\n"), 0o644)
 		code, out, errs := checkRun(t, bin, dir, "-c", ".")
-		wantOut := "sh unix " + dir + "/private/sh user=nobody group=nogroup time_limit=120s process_limit=0 argv=/bin/sh -c { echo hi }\n"
+		wantOut := "sh unix " + dir + "/private/sh user=nobody group=nogroup time_limit=120s process_limit=0 cpu_limit=60 nproc_limit=5 no_new_privileges=yes argv=/bin/sh -c { echo hi }\n"
 		wantErr := "warning: master.cf: line 2: service sh: socket directory " + dir + "/private of a private service is open to other users (mode 0755)\n"
 		if code != 0 || out != wantOut || errs != wantErr {
 			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant:\n%s%s", code, out, errs, wantOut, wantErr)

@@ -33,9 +33,23 @@ func runCheck(args []string) int {
 				argv[i] = "{ " + a + " }"
 			}
 		}
-		fmt.Printf("%s %s %s user=%s group=%s time_limit=%ds process_limit=%d argv=%s\n",
+		var limits string // those set, in main.cf's names without command_
+		for _, l := range []struct {
+			name string
+			v    uint64
+		}{{"cpu_limit", s.Limits.CPU}, {"address_space_limit", s.Limits.AddressSpace},
+			{"open_files_limit", s.Limits.OpenFiles}, {"nproc_limit", s.Limits.Processes},
+			{"file_size_limit", s.Limits.FileSize}} {
+			if l.v > 0 {
+				limits += fmt.Sprintf(" %s=%d", l.name, l.v)
+			}
+		}
+		if s.Limits.NoNewPrivileges {
+			limits += " no_new_privileges=yes"
+		}
+		fmt.Printf("%s %s %s user=%s group=%s time_limit=%ds process_limit=%d%s argv=%s\n",
 			s.Name, s.Endpoint.Type, s.Endpoint.Address, s.User, s.Group,
-			int64(s.TimeLimit.Seconds()), s.ProcessLimit, strings.Join(argv, " "))
+			int64(s.TimeLimit.Seconds()), s.ProcessLimit, limits, strings.Join(argv, " "))
 	}
 	return 0
 }

@@ -45,6 +45,17 @@
 // root, also kills descendants that left the group, and shuts the
 // connection down, so that the client sees the end of the connection.
 //
+// A service may also give its commands resource limits and
+// no_new_privileges (the command_*_limit and command_no_new_privileges
+// parameters, all off by default, as in spawn(8)). spawnd then executes
+// itself as the service's user, as spawnd limits, which sets them on
+// itself and executes the command in its place: same pid, descriptors and
+// environment. A command of such a service that cannot be executed exits
+// 127 instead of being refused, and 126 when a limit cannot be set; both
+// are logged as any exit status is. Each limit is both the soft and the
+// hard limit (the inherited hard limit where that is lower); the CPU limit
+// sends SIGXCPU, then SIGKILL a second later.
+//
 // With peer_environment set for a service, its commands also get
 // UCSPI-style variables describing the connection: PROTO=TCP, TCPREMOTEIP,
 // TCPREMOTEPORT, TCPLOCALIP and TCPLOCALPORT for TCP; PROTO=UNIX,
@@ -203,6 +214,22 @@
 //   - <service>_peer_environment (no): Give the commands of one service
 //     the peer variables; -o peer_environment=yes in master.cf does the
 //     same.
+//   - command_cpu_limit (0): The CPU time a command may use (RLIMIT_CPU),
+//     with time units; 0 is no limit.
+//   - command_address_space_limit (0): The bytes of address space a
+//     command may map (RLIMIT_AS); 0 is no limit.
+//   - command_open_files_limit (0): The descriptors a command may have
+//     open (RLIMIT_NOFILE); 0 keeps spawnd's own soft limit.
+//   - command_nproc_limit (0): The processes the service's user may have
+//     (RLIMIT_NPROC), counted over all of that user's processes; 0 is no
+//     limit.
+//   - command_file_size_limit (0): The largest file, in bytes, a command
+//     may write (RLIMIT_FSIZE); as SIGXFSZ is ignored, a write past it
+//     fails with EFBIG. 0 is no limit.
+//   - command_no_new_privileges (no): Run the command with
+//     PR_SET_NO_NEW_PRIVS: set-user-ID and set-group-ID programs and file
+//     capabilities give it nothing. This breaks a command that submits
+//     mail through sendmail(1), which needs postdrop(1)'s group.
 //   - default_process_limit (100): The concurrency limit of a service
 //     whose maxproc column is -.
 //   - export_environment (TZ MAIL_CONFIG LANG): The names of the variables

@@ -13,6 +13,11 @@ import (
 var version = "dev"
 
 func main() {
+	// spawnd limits ...: a command's first step, as its user (executor's
+	// limits.go); on the main thread, before anything else runs.
+	if len(os.Args) > 1 && os.Args[1] == "limits" {
+		os.Exit(executor.Limits(os.Args[2:]))
+	}
 	// The live heap is a few hundred KiB; with the default GOGC of 100 the
 	// heap grows to the runtime's 4 MiB floor before it is collected,
 	// which showed as 4 MiB more RSS after the first few thousand

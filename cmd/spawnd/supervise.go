@@ -46,7 +46,8 @@ type supervisor struct {
 // master(8)'s status channel.
 func newSupervisor(p *policy.Policy, log *maillog.Logger, sockets [][]int, status int, flags []string) *supervisor {
 	s := &supervisor{pol: p, log: log, status: status, flags: flags}
-	cfg := executor.Config{Policy: p, Log: log, Cap: commandCap(log), Verbose: slices.Contains(flags, "-v")}
+	self, _ := os.Executable() // empty: services with limits are refused
+	cfg := executor.Config{Policy: p, Log: log, Cap: commandCap(log), Verbose: slices.Contains(flags, "-v"), Self: self}
 	next := int32(5)
 	if status >= 0 {
 		next = 6

@@ -1,0 +1,105 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServeLimits: each resource limit and no_new_privileges, set with -o
+// on one service, is what its command sees in /proc/self/limits and
+// /proc/self/status, with the signals spawn(8) leaves ignored still
+// ignored; a service without them gets the limits spawnd has; the CPU and
+// file size limits act.
+func TestServeLimits(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	dir := tempDir(t)
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(out, 0o777)
+	show := writeScript(t, dir, "show", "cat /proc/self/limits; grep -E '^(NoNewPrivs|SigIgn):' /proc/self/status\n")
+	burn := writeScript(t, dir, "burn", "while :; do :; done\n")
+	big := writeScript(t, dir, "big", "head -c 10000 /dev/zero > "+out+"/big; echo $?; wc -c < "+out+"/big\n")
+	limited, plain, cpu, fsize := freePort(t), freePort(t), freePort(t), freePort(t)
+	all := "-o command_cpu_limit=7 -o command_address_space_limit=1073741824 -o command_open_files_limit=64 " +
+		"-o command_nproc_limit=50 -o command_file_size_limit=1048576 -o command_no_new_privileges=yes"
+	probe, ready := probeService(t) // a probe of show or big would fail it
+	d := StartServe(t, Config{
+		Master: fmt.Sprintf("127.0.0.1:%d inet n n n - - spawnd %s user=nobody argv=%s\n", limited, all, show) +
+			fmt.Sprintf("127.0.0.1:%d inet n n n - - spawnd user=nobody argv=%s\n", plain, show) +
+			fmt.Sprintf("127.0.0.1:%d inet n n n - - spawnd -o command_cpu_limit=1 user=nobody argv=%s\n", cpu, burn) +
+			fmt.Sprintf("127.0.0.1:%d inet n n n - - spawnd -o command_file_size_limit=4096 user=nobody argv=%s\n", fsize, big) + probe,
+		Ready: []string{ready},
+	})
+	talk := func(port int) string {
+		t.Helper()
+		got, err := Talk("tcp", fmt.Sprintf("127.0.0.1:%d", port), "", 20*time.Second)
+		if err != nil {
+			t.Fatalf("port %d: %v", port, err)
+		}
+		return got
+	}
+	// field returns the soft and hard limit of a /proc/self/limits line,
+	// or NoNewPrivs's and SigIgn's value twice.
+	field := func(text, name string) string {
+		m := regexp.MustCompile(`(?m)^` + name + `:?[ \t]+(\S+)(?:[ \t]+(\S+))?`).FindStringSubmatch(text)
+		if m == nil {
+			return "missing"
+		}
+		return strings.TrimSpace(m[1] + " " + m[2])
+	}
+	lim, def := talk(limited), talk(plain)
+	for name, want := range map[string]string{
+		"Max cpu time":      "7 8", // SIGXCPU at the soft limit, SIGKILL a second later
+		"Max address space": "1073741824 1073741824",
+		"Max open files":    "64 64",
+		"Max processes":     "50 50",
+		"Max file size":     "1048576 1048576",
+		"NoNewPrivs":        "1",
+	} {
+		if got := field(lim, name); got != want {
+			t.Errorf("limited command: %s %q, want %q; it saw:\n%s", name, got, want, lim)
+		}
+	}
+	for name, want := range map[string]string{
+		"Max cpu time":      "unlimited unlimited",
+		"Max address space": "unlimited unlimited",
+		"Max file size":     "unlimited unlimited",
+		"NoNewPrivs":        "0",
+	} {
+		if got := field(def, name); got != want {
+			t.Errorf("command without limits: %s %q, want %q; it saw:\n%s", name, got, want, def)
+		}
+	}
+	if got := field(def, "Max open files"); got == "64 64" {
+		t.Errorf("command without limits has the other service's open files limit")
+	}
+	// SIGPIPE and SIGXFSZ: 1<<12 | 1<<24, as the executor leaves them.
+	if a, b := field(lim, "SigIgn"), field(def, "SigIgn"); a != b || a != "0000000001001000" {
+		t.Errorf("ignored signals %s with limits, %s without, want 0000000001001000 for both:\n%s\n%s", a, b, lim, def)
+	}
+
+	start := time.Now()
+	if got := talk(cpu); got != "" {
+		t.Errorf("CPU-bound command wrote %q", got)
+	}
+	if _, ok := d.WaitLog(`warning: command \S+/burn killed by signal 24`, 10*time.Second); !ok {
+		t.Errorf("no SIGXCPU logged for the CPU limit of 1s; log:\n%s", d.ReadLog())
+	} else if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("the CPU limit of 1s took %v", took)
+	}
+	if strings.Contains(d.ReadLog(), "/show ") {
+		t.Errorf("a command that showed its limits did not exit 0:\n%s", d.ReadLog())
+	}
+	// head gets EFBIG, not a SIGXFSZ that would kill it (status 153).
+	if got := talk(fsize); !strings.HasSuffix(got, "\n1\n4096\n") || !strings.Contains(got, "File too large") {
+		t.Errorf("file size limit 4096: command said %q, want head's status 1 and a 4096-byte file", got)
+	}
+}
