@@ -541,6 +541,8 @@ func TestPostfixSpawndLoad(t *testing.T) {
 	if !p.running() || !p.self.alive() {
 		t.Errorf("master(8) is gone")
 	}
+	// For the record (go test -v): what master(8) and spawnd logged.
+	t.Logf("master(8) and spawnd logged:\n%s", strings.Join(p.logLines(`postfix\S*/(master|spawnd)\[`), "\n"))
 }
 
 // TestPostfixSpawndStop: `postfix stop` while a command runs leaves no
