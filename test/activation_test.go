@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -42,8 +43,8 @@ func requireSocketActivate(t *testing.T) string {
 
 // startActivated writes main.cf and master.cf into dir and runs spawnd
 // serve on it under systemd-socket-activate listening on listen with the
-// descriptor name fdname.
-func startActivated(t *testing.T, dir, listen, fdname, master string) *activated {
+// descriptor name fdname; opts go to systemd-socket-activate.
+func startActivated(t *testing.T, dir, listen, fdname, master string, opts ...string) *activated {
 	t.Helper()
 	ssa := requireSocketActivate(t)
 	a := &activated{Dir: dir, done: make(chan struct{})}
@@ -59,9 +60,9 @@ func startActivated(t *testing.T, dir, listen, fdname, master string) *activated
 		os.Chown(filepath.Join(queue, "private"), uid, gid)
 	}
 	os.WriteFile(filepath.Join(a.Dir, "master.cf"), []byte(master), 0o644)
-	a.cmd = exec.Command(ssa, "-l", listen, "--fdname="+fdname,
-		"-E", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "-E", "LANG=C",
-		filepath.Join(bin(t), "spawnd"), "serve", "-c", a.Dir)
+	args := append([]string{"-l", listen, "--fdname=" + fdname,
+		"-E", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "-E", "LANG=C"}, opts...)
+	a.cmd = exec.Command(ssa, append(args, filepath.Join(bin(t), "spawnd"), "serve", "-c", a.Dir)...)
 	a.cmd.Stderr = a.stderr
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -249,4 +250,55 @@ func TestSocketActivationUnixReload(t *testing.T) {
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatalf("after a reload and a stop, systemd's socket %s: %v; spawnd removed a socket it did not create", sock, err)
 	}
+}
+
+// TestSocketActivationChecks: an inherited socket no service is named
+// after is closed with a warning while the services serve on their own
+// sockets; an inherited socket that is not a listening stream socket (a
+// UDP one) stops spawnd at start-up with a message naming the service.
+func TestSocketActivationChecks(t *testing.T) {
+	requireSocketActivate(t)
+	t.Run("unnamed", func(t *testing.T) {
+		port, other := freePort(t), freePort(t)
+		addr, otherAddr := fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", other)
+		a := startActivated(t, tempDir(t), addr, "nosuch",
+			fmt.Sprintf("%s inet n n n - - spawnd\n    user=nobody argv=/bin/echo other\n", otherAddr))
+		// The first connection starts spawnd, which closes the socket
+		// under it: the client is reset or sees end of file.
+		if got, err := Talk("tcp", addr, "", 15*time.Second); got != "" {
+			t.Errorf("connection to the unclaimed socket: got %q, %v; want nothing", got, err)
+		}
+		talkUntil(t, "tcp", otherAddr, "other")
+		log, _ := os.ReadFile(filepath.Join(a.Dir, "maillog"))
+		if want := "warning: inherited socket nosuch (LISTEN_FDNAMES) is no service's: closed"; !strings.Contains(string(log), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+		if n := len(listeningInodes(port)); n != 0 {
+			t.Errorf("%d sockets still listen on port %d", n, port)
+		}
+	})
+	t.Run("datagram", func(t *testing.T) {
+		port := freePort(t)
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		a := startActivated(t, tempDir(t), addr, strconv.Itoa(port),
+			fmt.Sprintf("%d inet n n n - - spawnd\n    user=nobody argv=/bin/echo ok\n", port), "--datagram")
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("wake up\n"))
+		c.Close()
+		select {
+		case <-a.done:
+		case <-time.After(15 * time.Second):
+			t.Fatal("spawnd still running with a UDP socket for a stream service")
+		}
+		a.stderr.mu.Lock()
+		out := a.buf.String()
+		a.stderr.mu.Unlock()
+		want := fmt.Sprintf("fatal: service %d: inherited descriptor 3 is not a listening inet stream socket", port)
+		if a.cmd.ProcessState.Success() || !strings.Contains(out, want) {
+			t.Errorf("exit %v, stderr:\n%s\nwant %q", a.cmd.ProcessState, out, want)
+		}
+	})
 }

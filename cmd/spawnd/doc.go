@@ -109,7 +109,9 @@
 // the inherited socket whose name in LISTEN_FDNAMES (systemd's
 // FileDescriptorName=) equals the service name instead of opening its own.
 // systemd does not allow ":" in such a name, so name an activated inet
-// service by its port alone (10025 inet ...).
+// service by its port alone (10025 inet ...). An inherited socket must be
+// a listening stream socket of the service's type, or spawnd does not
+// start; one that no service is named after is closed with a warning.
 //
 // spawnd check loads and validates everything serve would, prints one line
 // per service (name, endpoint, user, group, time limit, concurrency limit,

@@ -39,11 +39,14 @@ func runServe(args []string) int {
 		own[name] = true
 	}
 	os.Unsetenv("SPAWND_OWN_SOCKETS")
-	sockets, paths, err := openSockets(p, inherited(), own)
+	sockets, paths, unused, err := openSockets(p, inherited(), own)
 	if err != nil {
 		removeAll(paths)
 		log.Error("%v", err)
 		return fatalf("%v", err)
+	}
+	for _, name := range unused {
+		log.Warning("inherited socket %s (LISTEN_FDNAMES) is no service's: closed", name)
 	}
 	chdir(p, log)
 	s := newSupervisor(p, log, sockets, -1, flags)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,10 +52,16 @@ func inherited() map[string][]int {
 // openSockets returns each service's listening sockets: the inherited
 // ones named after it, or new ones. It returns the unix socket paths to
 // remove on exit: those it created, and the inherited ones that own names
-// (created by this spawnd before a reload, not by systemd).
-func openSockets(p *policy.Policy, inh map[string][]int, own map[string]bool) (fds [][]int, paths []string, err error) {
+// (created by this spawnd before a reload, not by systemd); and the names
+// of inherited sockets no service took, which it closes.
+func openSockets(p *policy.Policy, inh map[string][]int, own map[string]bool) (fds [][]int, paths, unused []string, err error) {
 	for _, s := range p.Services {
 		if got := inh[s.Name]; len(got) > 0 {
+			for _, fd := range got {
+				if err := checkInherited(fd, s.Endpoint.Type); err != nil {
+					return nil, paths, nil, fmt.Errorf("service %s: %w", s.Name, err)
+				}
+			}
 			fds = append(fds, got)
 			delete(inh, s.Name)
 			if own[s.Name] && s.Endpoint.Type == policy.Unix {
@@ -70,16 +77,37 @@ func openSockets(p *policy.Policy, inh map[string][]int, own map[string]bool) (f
 			fd, err = listenInet(s.Endpoint.Address)
 		}
 		if err != nil {
-			return nil, paths, fmt.Errorf("service %s: %w", s.Name, err)
+			return nil, paths, nil, fmt.Errorf("service %s: %w", s.Name, err)
 		}
 		fds = append(fds, []int{fd})
 	}
-	for _, unused := range inh { // a service the configuration no longer has
-		for _, fd := range unused {
+	for name, left := range inh { // a misnamed unit, or a service now gone
+		for _, fd := range left {
 			unix.Close(fd)
 		}
+		unused = append(unused, name)
 	}
-	return fds, paths, nil
+	slices.Sort(unused)
+	return fds, paths, unused, nil
+}
+
+// checkInherited requires an inherited descriptor to be what the listener
+// will accept on: a listening stream socket of the service's type.
+func checkInherited(fd int, typ string) error {
+	st, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return fmt.Errorf("inherited descriptor %d: %w", fd, err)
+	}
+	listening, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	domain, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	ok := domain == unix.AF_UNIX
+	if typ == policy.Inet {
+		ok = domain == unix.AF_INET || domain == unix.AF_INET6
+	}
+	if !ok || st != unix.SOCK_STREAM || listening != 1 {
+		return fmt.Errorf("inherited descriptor %d is not a listening %s stream socket", fd, typ)
+	}
+	return nil
 }
 
 func listenInet(addr string) (int, error) {
