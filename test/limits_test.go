@@ -13,7 +13,7 @@ import (
 // TestServeLimits: each resource limit and no_new_privileges, set with -o
 // on one service, is what its command sees in /proc/self/limits and
 // /proc/self/status, with the signals spawn(8) leaves ignored still
-// ignored; a service without them gets the limits spawnd has; the CPU and
+// ignored and none blocked; a service without them gets the limits spawnd has; the CPU and
 // file size limits act.
 func TestServeLimits(t *testing.T) {
 	requireRoot(t)
@@ -24,7 +24,7 @@ func TestServeLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(out, 0o777)
-	show := writeScript(t, dir, "show", "cat /proc/self/limits; grep -E '^(NoNewPrivs|SigIgn):' /proc/self/status\n")
+	show := writeScript(t, dir, "show", "cat /proc/self/limits; grep -E '^(NoNewPrivs|SigIgn|SigBlk):' /proc/self/status\n")
 	burn := writeScript(t, dir, "burn", "while :; do :; done\n")
 	big := writeScript(t, dir, "big", "head -c 10000 /dev/zero > "+out+"/big; echo $?; wc -c < "+out+"/big\n")
 	limited, plain, cpu, fsize := freePort(t), freePort(t), freePort(t), freePort(t)
@@ -80,6 +80,9 @@ func TestServeLimits(t *testing.T) {
 	}
 	if got := field(def, "Max open files"); got == "64 64" {
 		t.Errorf("command without limits has the other service's open files limit")
+	}
+	if a, b := field(lim, "SigBlk"), field(def, "SigBlk"); a != b || a != "0000000000000000" {
+		t.Errorf("blocked signals %s with limits, %s without, want none", a, b)
 	}
 	// SIGPIPE and SIGXFSZ: 1<<12 | 1<<24, as the executor leaves them.
 	if a, b := field(lim, "SigIgn"), field(def, "SigIgn"); a != b || a != "0000000001001000" {
