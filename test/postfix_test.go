@@ -623,3 +623,22 @@ func TestPostfixSpawndFatalLogged(t *testing.T) {
 		t.Logf("%s", line)
 	}
 }
+
+// TestPostfixSpawndLimits: resource limits and no_new_privileges given
+// with -o on master.cf's command line reach the command under master(8).
+func TestPostfixSpawndLimits(t *testing.T) {
+	dd := spawndDaemonDir(t)
+	p := newPostfixInstance(t, `lim unix - n n - 0 spawnd -o command_open_files_limit=32 -o command_no_new_privileges=yes
+    user=nobody argv=/bin/sh -c { grep -E '^(Max open files|NoNewPrivs)' /proc/self/limits /proc/self/status }
+`, "daemon_directory = "+dd)
+	got, err := p.talk("private/lim", "", 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`limits:Max open files +32 +32 `).MatchString(got) || !strings.Contains(got, "status:NoNewPrivs:\t1") {
+		t.Errorf("command saw:\n%s\nwant open files 32 32 and NoNewPrivs 1", got)
+	}
+	if bad := p.problems(); len(bad) > 0 {
+		t.Errorf("warnings in the log:\n%s", strings.Join(bad, "\n"))
+	}
+}
