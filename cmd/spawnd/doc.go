@@ -55,8 +55,7 @@
 // are logged as any exit status is. Each limit is both the soft and the
 // hard limit (the inherited hard limit where that is lower); the CPU limit
 // sends SIGXCPU, then SIGKILL a second later. The extra exec costs about
-// 12 ms per connection on a small machine (SECURITY.md): fine for
-// commands that run for seconds, heavy for one that answers at once.
+// 3 ms per connection on a small machine (SECURITY.md).
 //
 // With peer_environment set for a service, its commands also get
 // UCSPI-style variables describing the connection: PROTO=TCP, TCPREMOTEIP,
