@@ -189,6 +189,13 @@ func StartServe(t testing.TB, c Config) *Daemon {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// An endpoint accepts connections into its backlog as soon as the
+	// executor has opened it, before the listener runs: tests that look
+	// at the listener next need it started (a test's own listener, Bin,
+	// may not stay).
+	if c.Bin == "" && len(c.Ready) > 0 {
+		waitFor(10*time.Second, func() bool { return d.Listener() != 0 })
+	}
 	return d
 }
 
