@@ -4,15 +4,19 @@
 // exec and no runtime start-up, and so that the command gets the signal
 // dispositions and mask the executor left (SIGPIPE and SIGXFSZ ignored,
 // nothing blocked), which the runtime would change. glibc passes argc,
-// argv and envp to constructors of the main program. Any other command
-// line returns at once and the Go program starts as usual.
+// argv and envp to constructors of the main program; other C libraries
+// need not, so elsewhere the constructor is left out and the verb exits
+// 126 from main (cmd/spawnd). Any other command line returns at once and
+// the Go program starts as usual.
 //
 // It runs as the service's user and writes nothing: descriptors 0 to 2
 // are the client's. Exit 126: a bad option, or a limit that cannot be
 // set; 127: the command cannot be executed.
 
 #include <errno.h>
-#include <stdlib.h>
+#include <stdlib.h> // defines __GLIBC__ with glibc
+
+#if defined(__GLIBC__)
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -67,3 +71,4 @@ __attribute__((constructor)) static void spawnd_limits(int argc, char **argv, ch
 	execve(argv[i + 1], argv + i + 1, envp);
 	_exit(127);
 }
+#endif
