@@ -39,6 +39,7 @@ type Executor struct {
 	cfg  Config
 	idle *sync.Cond // on mu: running reached 0
 	cwd  string     // the working directory at New
+	argv [][]string // per service: what its children exec (commandLine)
 
 	// Guarded by mu (spawn.go).
 	running   int
@@ -63,7 +64,11 @@ func New(cfg Config) *Executor {
 		panic("executor: Config needs Cap > 0 and ListenFd and ListenN for every service")
 	}
 	cwd, _ := os.Getwd()
-	return &Executor{cfg: cfg, idle: sync.NewCond(&mu), byService: make([]int, n), cwd: cwd}
+	argv := make([][]string, n)
+	for i, svc := range cfg.Policy.Services {
+		argv[i] = commandLine(cfg.Self, svc)
+	}
+	return &Executor{cfg: cfg, idle: sync.NewCond(&mu), byService: make([]int, n), cwd: cwd, argv: argv}
 }
 
 // The states of one Serve; they only move forward.

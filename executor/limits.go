@@ -34,11 +34,11 @@ var rlimits = []struct {
 	{"-fsize", func(l *policy.Limits) uint64 { return l.FileSize }},
 }
 
-// commandLine returns the path and argv a child of svc execs: its command,
-// or the limits verb of the executable self in front of it.
-func commandLine(self string, svc *policy.Service) (string, []string) {
+// commandLine returns the argv a child of svc execs, argv[0] its path:
+// its command, or the limits verb of the executable self in front of it.
+func commandLine(self string, svc *policy.Service) []string {
 	if svc.Limits == (policy.Limits{}) {
-		return svc.Argv[0], svc.Argv
+		return svc.Argv
 	}
 	argv := []string{self, "limits"}
 	for _, r := range rlimits {
@@ -49,5 +49,5 @@ func commandLine(self string, svc *policy.Service) (string, []string) {
 	if svc.Limits.NoNewPrivileges {
 		argv = append(argv, "-nnp")
 	}
-	return self, append(append(argv, "--"), svc.Argv...)
+	return append(append(argv, "--"), svc.Argv...)
 }

@@ -168,14 +168,14 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	path, argv := commandLine(e.cfg.Self, svc)
+	argv := e.argv[m.Service]
 	mu.Lock()
 	defer mu.Unlock()
 	if reason == "" {
 		start := time.Now()
 		var pid int
 		var err error
-		onMain(func() { pid, err = syscall.ForkExec(path, argv, attr) })
+		onMain(func() { pid, err = syscall.ForkExec(argv[0], argv, attr) })
 		if err == nil {
 			c := &command{e: e, from: s, seq: m.Seq, service: m.Service, pid: pid, fd: fd, start: start}
 			if svc.TimeLimit > 0 {
@@ -190,7 +190,7 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 		// ForkExec does not say which step failed: resource errors come
 		// from clone (or setuid at the user's process limit), the rest
 		// from chdir, the credentials or exec.
-		reason = fmt.Sprintf("execvp %s: %v", path, err)
+		reason = fmt.Sprintf("execvp %s: %v", argv[0], err)
 		if err == syscall.EAGAIN || err == syscall.ENOMEM {
 			reason = fmt.Sprintf("fork: %v", err)
 		}
