@@ -120,6 +120,10 @@ func main() {
 		syscall.Close(fd)
 		if status {
 			notify(r.Pid, uint32(gen), 1)
+			// master(8) counts the service as used when it reads TAKEN;
+			// an exit it reaps before that read is "bad command startup".
+			// Leave it the time to read, as a daemon that served does.
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 	if linger {
