@@ -1,0 +1,113 @@
+package listener
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+
+	"spawnd/ipc"
+)
+
+// handshake sends Hello and takes Welcome and the Service messages,
+// checking that every listening descriptor is one.
+func (l *listener) handshake() error {
+	if err := l.conn.Send(&ipc.Message{Kind: ipc.KindHello}, -1); err != nil {
+		return gone(err)
+	}
+	m, err := l.receive()
+	if err != nil {
+		return err
+	}
+	if m.Kind != ipc.KindWelcome {
+		return fmt.Errorf("executor sent %s, want welcome", ipc.KindName(m.Kind))
+	}
+	if m.Cap == 0 {
+		return errors.New("executor sent welcome with a hard cap of 0")
+	}
+	l.cap = int(m.Cap)
+	l.pending = make(map[uint64]pending, min(l.cap, 4096))
+	taken := map[int]bool{l.cfg.Pair: true}
+	if fd := l.cfg.Log.Fd(); fd >= 0 {
+		taken[fd] = true
+	}
+	if l.pf != nil {
+		taken[l.pf.Status] = true
+	}
+	for i := 0; i < int(m.Services); i++ {
+		s, err := l.receive()
+		if err != nil {
+			return err
+		}
+		if s.Kind != ipc.KindService || int(s.Service) != i {
+			return fmt.Errorf("executor sent %s for service %d, want service %d", ipc.KindName(s.Kind), s.Service, i)
+		}
+		if s.NFd == 0 || s.Fd < 3 || int64(s.Fd)+int64(s.NFd) > 1<<20 {
+			return fmt.Errorf("executor sent service %s with listening fds %d to %d", s.Name, s.Fd, int64(s.Fd)+int64(s.NFd)-1)
+		}
+		svc := &service{name: s.Name, command: s.Command, limit: int(s.Limit),
+			inflight: int(s.Running), earlier: int(s.Running)}
+		for fd := int(s.Fd); fd < int(s.Fd)+int(s.NFd); fd++ {
+			if taken[fd] {
+				return fmt.Errorf("service %s: listening fd %d: already in use", s.Name, fd)
+			}
+			taken[fd] = true
+			sock, err := listening(fd)
+			if err != nil {
+				return fmt.Errorf("service %s: %w", s.Name, err)
+			}
+			sock.svc = i
+			l.socks = append(l.socks, sock)
+		}
+		l.svcs = append(l.svcs, svc)
+		l.inflight += svc.inflight
+	}
+	return nil
+}
+
+// listening checks that fd is a listening stream socket and makes it
+// close-on-exec and non-blocking. Non-blocking is a property of the open
+// file, shared with the executor's (and master(8)'s) copy: neither
+// accepts, and master(8) makes its sockets non-blocking itself.
+func listening(fd int) (*socket, error) {
+	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil {
+		return nil, fmt.Errorf("listening fd %d: %w", fd, err)
+	}
+	if acc == 0 {
+		return nil, fmt.Errorf("listening fd %d: not a listening socket", fd)
+	}
+	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return nil, fmt.Errorf("listening fd %d: %w", fd, err)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, fmt.Errorf("listening fd %d: %w", fd, err)
+	}
+	return &socket{fd: fd, tcp: dom == unix.AF_INET || dom == unix.AF_INET6}, nil
+}
+
+func (l *listener) receive() (*ipc.Message, error) {
+	m, fd, err := l.conn.Receive(ipc.FromExecutor)
+	if err == io.EOF {
+		return nil, errGone
+	}
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
+	if fd >= 0 { // cannot happen: ipc admits no fd from the executor
+		unix.Close(fd)
+		return nil, fmt.Errorf("executor sent %s with a descriptor", ipc.KindName(m.Kind))
+	}
+	return m, nil
+}
+
+// gone maps a failed send to errGone when the executor has closed its end.
+func gone(err error) error {
+	if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+		return errGone
+	}
+	return fmt.Errorf("executor: %w", err)
+}
