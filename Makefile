@@ -11,8 +11,16 @@ LDFLAGS := -X main.version=$(VERSION)
 
 all: build
 
+# spawnd-limits is C, and on x86-64 and arm64 built without a C library,
+# so that a service with limits pays one exec more and nothing else
+# (cmd/spawnd-limits/limits.c).
+CC ?= cc
+LIMITS_CFLAGS ?= -O2 -Wall -Wextra $(if $(filter x86_64-% aarch64-%,$(shell $(CC) -dumpmachine)),\
+	-static -nostdlib -fno-stack-protector -fno-pie -no-pie)
+
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/spawnd ./cmd/spawnd-listener
+	$(CC) $(LIMITS_CFLAGS) -o $(BIN)/spawnd-limits cmd/spawnd-limits/limits.c
 
 # Unit and integration tests, with the race detector. The privileged tests
 # run when root (CI is) and skip with a message saying so otherwise.
@@ -79,7 +87,7 @@ UNITDIR    ?= /lib/systemd/system
 # master(8) runs $daemon_directory/spawnd: Postfix's own value when
 # Postfix is installed, else Debian's.
 DAEMON_DIR ?= $(shell postconf -h daemon_directory 2>/dev/null || postconf -dh daemon_directory 2>/dev/null || echo /usr/lib/postfix/sbin)
-INSTALL_BINS  := spawnd spawnd-listener
+INSTALL_BINS  := spawnd spawnd-listener spawnd-limits
 INSTALL_PAGES := spawnd.8 spawnd-listener.8
 INSTALL_CONF  := main.cf master.cf
 INSTALL_UNITS := spawnd.service spawnd.socket

@@ -21,8 +21,8 @@ package executor
 //     groups, environment, directory and time limit come from the policy;
 //     the message only picks the service. Peer variables come from the
 //     descriptor (getsockname, getpeername, SO_PEERCRED). A service with
-//     resource limits executes spawnd's own limits verb in front of its
-//     command, built from the policy too (limits.go).
+//     resource limits executes spawnd-limits in front of its command,
+//     built from the policy too (limits.go).
 //  5. One lock, mu, and one reaper for all children of the process. A pid
 //     stays in procs until the reaper has reaped it under mu, and the time
 //     limit kills, under mu, only a pid still in procs: until reaped, a

@@ -33,8 +33,9 @@ func moduleRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// bin returns the directory holding freshly built spawnd and
-// spawnd-listener, world-readable so that mail_owner can run the listener.
+// bin returns the directory holding freshly built spawnd, spawnd-listener
+// and spawnd-limits (make build, with its flags), world-readable so that
+// mail_owner can run the listener and every user spawnd-limits.
 func bin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -43,10 +44,10 @@ func bin(t testing.TB) string {
 			return
 		}
 		os.Chmod(binDir, 0o755)
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/spawnd", "./cmd/spawnd-listener")
+		cmd := exec.Command("make", "-s", "build", "BIN="+binDir)
 		cmd.Dir = moduleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("make build: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

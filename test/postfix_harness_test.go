@@ -185,6 +185,7 @@ func spawndDaemonDir(t testing.TB) string {
 	return postfixDaemonDir(t, map[string]string{
 		"spawnd":          filepath.Join(bins, "spawnd"),
 		"spawnd-listener": filepath.Join(bins, "spawnd-listener"),
+		"spawnd-limits":   filepath.Join(bins, "spawnd-limits"),
 	})
 }
 
