@@ -45,6 +45,8 @@ func (c *Conn) Close() error { return unix.Close(c.fd) }
 func (c *Conn) Shutdown() error { return unix.Shutdown(c.fd, unix.SHUT_RDWR) }
 
 // Send encodes m and sends it, with fd as SCM_RIGHTS when fd >= 0.
+//
+//tcb:request-path
 func (c *Conn) Send(m *Message, fd int) error {
 	b, err := Encode(m)
 	if err != nil {
@@ -72,6 +74,8 @@ func (c *Conn) Send(m *Message, fd int) error {
 // peer has gone (an empty datagram counts as gone), a *Violation when the
 // message breaks the protocol, or another error. On any error every
 // descriptor that arrived is closed.
+//
+//tcb:request-path
 func (c *Conn) Receive(from Direction) (*Message, int, error) {
 	var n, oobn, flags int
 	var err error
@@ -112,6 +116,8 @@ func (c *Conn) Receive(from Direction) (*Message, int, error) {
 
 // rights returns every descriptor in the control messages; any control
 // message other than SCM_RIGHTS is a violation (its fds still returned).
+//
+//tcb:request-path
 func rights(oob []byte) ([]int, error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
@@ -136,6 +142,8 @@ func rights(oob []byte) ([]int, error) {
 // CheckSocket refuses a descriptor that is not a connected-style stream
 // socket: it must be a socket (fstat), of type SOCK_STREAM, in family
 // AF_INET, AF_INET6 or AF_UNIX, and not listening (SO_ACCEPTCONN 0).
+//
+//tcb:request-path
 func CheckSocket(fd int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {

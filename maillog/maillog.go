@@ -124,6 +124,7 @@ func (l *Logger) Fd() int { return l.fd }
 // Kind returns the kind of the descriptor.
 func (l *Logger) Kind() Kind { return l.kind }
 
+//tcb:request-path
 func dialSyslog(path string) (int, Kind, error) {
 	for _, k := range []struct {
 		typ  int
@@ -145,12 +146,18 @@ func dialSyslog(path string) (int, Kind, error) {
 }
 
 // Info logs a bare line.
+//
+//tcb:request-path
 func (l *Logger) Info(format string, a ...any) { l.log(sevInfo, "", format, a...) }
 
 // Warning logs a "warning: " line.
+//
+//tcb:request-path
 func (l *Logger) Warning(format string, a ...any) { l.log(sevWarning, "warning: ", format, a...) }
 
 // Error logs an "error: " line.
+//
+//tcb:request-path
 func (l *Logger) Error(format string, a ...any) { l.log(sevErr, "error: ", format, a...) }
 
 // Fatal logs a "fatal: " line and exits with status 1.
@@ -159,6 +166,7 @@ func (l *Logger) Fatal(format string, a ...any) {
 	os.Exit(1)
 }
 
+//tcb:request-path
 func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	text := prefix + fmt.Sprintf(format, a...)
 	text = strings.ReplaceAll(text, "\n", " ")
@@ -181,6 +189,7 @@ func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	}
 }
 
+//tcb:request-path
 func (l *Logger) write(rec string) error {
 	b := []byte(rec)
 	for len(b) > 0 {
