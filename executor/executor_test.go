@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -668,7 +669,7 @@ func TestHostileListener(t *testing.T) {
 				}
 			}
 			err := f.wait()
-			if !ipc.IsViolation(err) {
+			if !errors.As(err, new(*ipc.Violation)) {
 				t.Fatalf("Serve returned %v, want a violation", err)
 			}
 			want := "warning: listener protocol violation: " + row.want + "; stopping listener\n"

@@ -1,7 +1,6 @@
 package ipc
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -165,10 +164,4 @@ func CheckSocket(fd int) error {
 		return violation("fd", "passed socket is a listening socket")
 	}
 	return nil
-}
-
-// IsViolation reports whether err is a protocol violation.
-func IsViolation(err error) bool {
-	var v *Violation
-	return errors.As(err, &v)
 }

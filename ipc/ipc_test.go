@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"errors"
 	"io"
 	"os"
 	"reflect"
@@ -251,7 +252,7 @@ func TestReceiveHostile(t *testing.T) {
 		before := openFds(t)
 		sendRaw(t, peer, tc.b, tc.fds...)
 		_, fd, err := c.Receive(FromListener)
-		if err == nil || !IsViolation(err) || fd != -1 {
+		if err == nil || !errors.As(err, new(*Violation)) || fd != -1 {
 			t.Errorf("%s: got fd %d err %v, want a violation", tc.name, fd, err)
 			continue
 		}
@@ -284,7 +285,7 @@ func FuzzCheck(f *testing.F) {
 		for _, from := range []Direction{FromListener, FromExecutor} {
 			m, err := Check(b, false, false, nfds, from)
 			if err != nil {
-				if !IsViolation(err) {
+				if !errors.As(err, new(*Violation)) {
 					t.Fatalf("non-violation error %v", err)
 				}
 				continue

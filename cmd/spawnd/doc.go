@@ -200,8 +200,6 @@
 //
 //   - MAIL_CONFIG: In Postfix mode, the directory holding main.cf.
 //   - LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES: Socket activation.
-//   - SPAWND_SYSLOG_SOCKET: The syslog socket to use instead of /dev/log.
-//     For tests and diagnostics, such as a private syslog daemon.
 //
 // # Configuration parameters
 //
