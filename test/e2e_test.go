@@ -295,8 +295,8 @@ func TestServeLoad(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Fatalf("%d of 3000 failed, first: %v", failed.Load(), firstErr.Load())
 	}
-	time.Sleep(500 * time.Millisecond)
-	if e, l := OpenFds(d.Pid()), OpenFds(lpid); e > ebefore || l > lbefore {
+	waitQuiet(d, 10*time.Second)
+	if e, l := settleFds(d.Pid(), ebefore), settleFds(lpid, lbefore); e > ebefore || l > lbefore {
 		t.Errorf("descriptors grew: executor %d -> %d, listener %d -> %d", ebefore, e, lbefore, l)
 	}
 	if z := Zombies(d.Pid()); len(z) > 0 {

@@ -224,7 +224,8 @@ func TestHostileListenerHonestControl(t *testing.T) {
 	if !waitFor(10*time.Second, func() bool { ents, _ := os.ReadDir(h.marks); return len(ents) == 1 }) {
 		t.Errorf("the honest Run did not run the command:\n%s\n%s", h.d.ReadLog(), h.notes())
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Every record is written once spawnd has exited.
+	h.d.Stop()
 	if strings.Contains(h.d.ReadLog(), "warning:") {
 		t.Errorf("warnings for an honest Run:\n%s", h.d.ReadLog())
 	}

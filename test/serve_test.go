@@ -345,11 +345,7 @@ func TestServeOnlyListenerAccepts(t *testing.T) {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 	}()
-	// strace is attached once the tracer is the executor's TracerPid.
-	if !waitFor(10*time.Second, func() bool { return procStatus(d.Pid())["TracerPid"] == strconv.Itoa(cmd.Process.Pid) }) {
-		t.Fatalf("strace did not attach: %s", out.String())
-	}
-	time.Sleep(200 * time.Millisecond) // the other threads
+	waitTraced(t, d.Pid(), cmd.Process.Pid)
 	for i := 0; i < 6; i++ {
 		network, addr := "tcp", tcp
 		if i%2 == 1 {
@@ -1104,19 +1100,6 @@ func firstOr0(pids []int) int {
 	return pids[0]
 }
 
-// waitFor polls cond every 20 ms until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // probeService returns a master.cf line for an echo service on a fresh
 // port and its Ready entry: StartServe's readiness check connects, which

@@ -119,17 +119,12 @@ exec "$@"`
 func waitLine(t *testing.T, file, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile("(?m)" + re)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(file)
-		if m := rx.FindString(string(b)); m != "" {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no line matching %s in %s after 10s; it has:\n%s", re, file, b)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var b []byte
+	var m string
+	if !waitFor(10*time.Second, func() bool { b, _ = os.ReadFile(file); m = rx.FindString(string(b)); return m != "" }) {
+		t.Fatalf("no line matching %s in %s after 10s; it has:\n%s", re, file, b)
 	}
+	return m
 }
 
 // exitService returns a master.cf line for a TCP service on a free port
