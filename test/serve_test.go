@@ -1100,7 +1100,6 @@ func firstOr0(pids []int) int {
 	return pids[0]
 }
 
-
 // probeService returns a master.cf line for an echo service on a fresh
 // port and its Ready entry: StartServe's readiness check connects, which
 // runs the command; a test that counts its commands waits on this one
