@@ -36,9 +36,12 @@ check: build
 run: build
 	$(BIN)/spawnd serve -c examples -v
 
-# Side-by-side benchmark with the C ceiling server and the installed peers.
+# Side-by-side benchmark with the raw spawn ceiling, the C server and the
+# installed peers; then spawnd's system calls per connection over
+# BENCH_STRACE connections (0: not counted).
+BENCH_STRACE ?= 1000
 bench: build
-	$(GO) run ./bench/runner -bin $(BIN)
+	$(GO) run ./bench/runner -bin $(BIN) -strace $(BENCH_STRACE)
 
 # 100,000 connections at concurrency 64 across three services.
 soak: build
