@@ -735,7 +735,11 @@ func TestServeTermDeliversOutput(t *testing.T) {
 	}
 	lpid := d.Listener()
 	d.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	// SIGTERM ends the listener first: a connection made after that is
+	// made after SIGTERM took effect.
+	if !waitFor(10*time.Second, func() bool { return !alive(lpid) }) {
+		t.Fatalf("listener %d still running 10s after SIGTERM", lpid)
+	}
 	after := make(chan string, 1)
 	go func() { s, err := Talk("tcp", tcp, "", 30*time.Second); after <- fmt.Sprint(s, err) }()
 	if s := <-got; s != "late\n<nil>" {
