@@ -16,10 +16,10 @@
  * option, or a limit that cannot be set; 127: COMMAND cannot be executed.
  *
  * On x86-64 and arm64 it is built without a C library (the Makefile), so
- * that it costs one exec and no library start-up: it makes four system
- * calls of its own, through sys() below (the fifth argument is always 0:
- * prctl wants it so). Elsewhere, or with -DSPAWND_LIMITS_LIBC, it uses
- * the C library's syscall(2) and main.
+ * that it costs one exec and no library start-up: its only system calls
+ * are prlimit64, prctl, execve and exit_group, through sys() below (the
+ * fifth argument is always 0: prctl wants it so). Elsewhere, or with
+ * -DSPAWND_LIMITS_LIBC, it uses the C library's syscall(2) and main.
  */
 
 #include <linux/prctl.h>
