@@ -116,6 +116,8 @@ func (e *Executor) Serve(conn *ipc.Conn) error {
 
 // serve is the one dispatcher: every request passes ipc's checks in
 // Receive, then check's, before a handler sees it.
+//
+//tcb:request-path
 func (e *Executor) serve(s *session) error {
 	st := starting
 	for {
@@ -158,6 +160,8 @@ func (e *Executor) serve(s *session) error {
 // check applies the executor's checks, in ipc/doc.go's order: the state
 // allows the kind, the service exists, the running commands are below the
 // hard cap.
+//
+//tcb:request-path
 func (e *Executor) check(st state, m *ipc.Message) error {
 	name := ipc.KindName(m.Kind)
 	if permits[st] != m.Kind {
@@ -213,6 +217,8 @@ func (e *Executor) welcome(s *session) {
 // listener keeps fewer than Cap commands unanswered, so out cannot fill;
 // when it does, the listener is not reading: the result is kept, and the
 // connection shut down so that Serve ends.
+//
+//tcb:request-path
 func (e *Executor) deliver(from *session, m *ipc.Message) {
 	s := e.cur
 	if s != from {
@@ -235,6 +241,8 @@ func (e *Executor) deliver(from *session, m *ipc.Message) {
 
 // keep holds a result for the next listener, under mu. At most Cap are
 // kept, which an honest listener never exceeds; beyond, the oldest goes.
+//
+//tcb:request-path
 func (e *Executor) keep(m *ipc.Message) {
 	m.Seq = 0
 	if len(e.pending) >= e.cfg.Cap {
@@ -246,6 +254,8 @@ func (e *Executor) keep(m *ipc.Message) {
 // send is the session's sender: the only writer to the listener, so that a
 // listener slow to read stalls nothing else. A result it cannot send is
 // kept; a send error ends nothing by itself (Serve ends on end of file).
+//
+//tcb:request-path
 func (e *Executor) send(s *session) {
 	defer close(s.done)
 	for m := range s.out {
@@ -258,6 +268,8 @@ func (e *Executor) send(s *session) {
 }
 
 // clip bounds a text field so that every message fits ipc.MaxMessage.
+//
+//tcb:request-path
 func clip(s string) string {
 	const max = 300
 	if len(s) > max {

@@ -44,6 +44,8 @@ func OnMainThread(work func()) {
 }
 
 // onMain runs f on the main thread, or here when nothing serves it (tests).
+//
+//tcb:request-path
 func onMain(f func()) {
 	if mainThread == nil {
 		f()

@@ -21,8 +21,8 @@ package executor
 //     groups, environment, directory and time limit come from the policy;
 //     the message only picks the service. Peer variables come from the
 //     descriptor (getsockname, getpeername, SO_PEERCRED). A service with
-//     resource limits executes spawnd's own limits verb in front of its
-//     command, built from the policy too (limits.go).
+//     resource limits executes spawnd-limits in front of its command,
+//     built from the policy too (limits.go).
 //  5. One lock, mu, and one reaper for all children of the process. A pid
 //     stays in procs until the reaper has reaped it under mu, and the time
 //     limit kills, under mu, only a pid still in procs: until reaped, a
@@ -130,6 +130,8 @@ var peerNames = []string{"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", 
 // spawn starts the command of m's service with the client socket fd as its
 // fds 0, 1 and 2, and takes fd over. A command that cannot start is
 // reported to the listener as Refused; that is not a violation.
+//
+//tcb:request-path
 func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 	svc := e.cfg.Policy.Services[m.Service]
 	env := svc.Env
@@ -206,6 +208,8 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 // each stopped before its children are looked for: a stopped process can
 // neither fork a new one nor reap one, so no pid in the tree can be reused
 // before the kill.
+//
+//tcb:request-path
 func (c *command) expire() {
 	mu.Lock()
 	defer mu.Unlock()
@@ -236,6 +240,8 @@ func (c *command) expire() {
 
 // children returns the processes whose parent is in parents and which are
 // not in it themselves.
+//
+//tcb:request-path
 func children(parents map[int]bool) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
@@ -249,6 +255,8 @@ func children(parents map[int]bool) []int {
 }
 
 // exited reports the command's end to the listener.
+//
+//tcb:request-path
 func (c *command) exited(ws syscall.WaitStatus) {
 	if c.timer != nil {
 		c.timer.Stop()
@@ -303,6 +311,8 @@ func (e *Executor) StartProcess(argv, env []string, files []int, cred *syscall.C
 }
 
 // started records a new child, under mu, and makes sure the reaper runs.
+//
+//tcb:request-path
 func started(pid int, c child) {
 	procs[pid] = c
 	reaperOnce.Do(func() {
@@ -319,6 +329,8 @@ func started(pid int, c child) {
 // A SIGCHLD that comes while it reaps leaves one in the channel, so no
 // exit goes unseen; the first pass runs after Notify, so neither does a
 // child that ended before it.
+//
+//tcb:request-path
 func reap(sigchld <-chan os.Signal) {
 	for {
 		mu.Lock()
@@ -340,6 +352,8 @@ func reap(sigchld <-chan os.Signal) {
 
 // peerEnv returns the UCSPI-style variables for the client socket fd, read
 // from the socket, never from the message.
+//
+//tcb:request-path
 func peerEnv(fd int) ([]string, error) {
 	local, err := unix.Getsockname(fd)
 	if err != nil {
@@ -365,6 +379,8 @@ func peerEnv(fd int) ([]string, error) {
 
 // inet returns an inet or inet6 address and port as text; an IPv4 client
 // of an IPv6 socket shows as IPv4.
+//
+//tcb:request-path
 func inet(sa unix.Sockaddr) (ip, port string) {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:

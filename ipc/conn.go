@@ -1,7 +1,7 @@
 package ipc
 
 import (
-	"errors"
+	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -45,6 +45,8 @@ func (c *Conn) Close() error { return unix.Close(c.fd) }
 func (c *Conn) Shutdown() error { return unix.Shutdown(c.fd, unix.SHUT_RDWR) }
 
 // Send encodes m and sends it, with fd as SCM_RIGHTS when fd >= 0.
+//
+//tcb:request-path
 func (c *Conn) Send(m *Message, fd int) error {
 	b, err := Encode(m)
 	if err != nil {
@@ -72,6 +74,8 @@ func (c *Conn) Send(m *Message, fd int) error {
 // peer has gone (an empty datagram counts as gone), a *Violation when the
 // message breaks the protocol, or another error. On any error every
 // descriptor that arrived is closed.
+//
+//tcb:request-path
 func (c *Conn) Receive(from Direction) (*Message, int, error) {
 	var n, oobn, flags int
 	var err error
@@ -84,7 +88,10 @@ func (c *Conn) Receive(from Direction) (*Message, int, error) {
 	if err != nil {
 		return nil, -1, fmt.Errorf("receive: %w", err)
 	}
-	fds, cerr := rights(c.oob[:oobn])
+	fds, err := rights(c.oob[:oobn])
+	if err != nil {
+		return nil, -1, err
+	}
 	fail := func(err error) (*Message, int, error) {
 		for _, fd := range fds {
 			unix.Close(fd)
@@ -93,9 +100,6 @@ func (c *Conn) Receive(from Direction) (*Message, int, error) {
 	}
 	if n == 0 && oobn == 0 && flags&unix.MSG_TRUNC == 0 {
 		return fail(io.EOF)
-	}
-	if cerr != nil {
-		return fail(cerr)
 	}
 	m, err := Check(c.buf[:n], flags&unix.MSG_TRUNC != 0, flags&unix.MSG_CTRUNC != 0, len(fds), from)
 	if err != nil {
@@ -110,32 +114,43 @@ func (c *Conn) Receive(from Direction) (*Message, int, error) {
 	return m, fds[0], nil
 }
 
-// rights returns every descriptor in the control messages; any control
-// message other than SCM_RIGHTS is a violation (its fds still returned).
+// rights returns every descriptor in the control messages. Any control
+// message other than SCM_RIGHTS, or one it cannot parse, is a violation:
+// it then closes every descriptor it found and returns none.
+//
+//tcb:request-path
 func rights(oob []byte) ([]int, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil, violation("cmsg", "unparsable control message: %v", err)
-	}
 	var fds []int
 	var bad error
-	for i := range msgs {
-		if msgs[i].Header.Level != unix.SOL_SOCKET || msgs[i].Header.Type != unix.SCM_RIGHTS {
-			bad = violation("cmsg", "control message level %d type %d", msgs[i].Header.Level, msgs[i].Header.Type)
-			continue
-		}
-		got, err := unix.ParseUnixRights(&msgs[i])
+	for len(oob) >= unix.CmsgLen(0) {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
 		if err != nil {
-			bad = violation("cmsg", "unparsable SCM_RIGHTS: %v", err)
+			bad = violation("cmsg", "unparsable control message: %v", err)
+			break
 		}
-		fds = append(fds, got...)
+		if h.Level != unix.SOL_SOCKET || h.Type != unix.SCM_RIGHTS {
+			bad = violation("cmsg", "control message level %d type %d", h.Level, h.Type)
+			data = nil
+		}
+		for ; len(data) >= 4; data = data[4:] {
+			fds = append(fds, int(int32(binary.NativeEndian.Uint32(data))))
+		}
+		oob = rest
 	}
-	return fds, bad
+	if bad != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, bad
+	}
+	return fds, nil
 }
 
 // CheckSocket refuses a descriptor that is not a connected-style stream
 // socket: it must be a socket (fstat), of type SOCK_STREAM, in family
 // AF_INET, AF_INET6 or AF_UNIX, and not listening (SO_ACCEPTCONN 0).
+//
+//tcb:request-path
 func CheckSocket(fd int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -157,10 +172,4 @@ func CheckSocket(fd int) error {
 		return violation("fd", "passed socket is a listening socket")
 	}
 	return nil
-}
-
-// IsViolation reports whether err is a protocol violation.
-func IsViolation(err error) bool {
-	var v *Violation
-	return errors.As(err, &v)
 }

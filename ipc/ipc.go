@@ -103,6 +103,8 @@ var rules = map[Kind]rule{
 }
 
 // KindName returns a human name for k, for messages.
+//
+//tcb:request-path
 func KindName(k Kind) string {
 	if r, ok := rules[k]; ok {
 		return r.name
@@ -110,6 +112,7 @@ func KindName(k Kind) string {
 	return fmt.Sprintf("kind %d", k)
 }
 
+//tcb:request-path
 func (m *Message) fields() uint32 {
 	var f uint32
 	set := func(bit uint32, nonzero bool) {
@@ -143,15 +146,19 @@ type Violation struct {
 	Detail string
 }
 
+//tcb:request-path
 func (v *Violation) Error() string {
 	return "protocol violation: " + v.Detail
 }
 
+//tcb:request-path
 func violation(check, format string, a ...any) *Violation {
 	return &Violation{Check: check, Detail: fmt.Sprintf(format, a...)}
 }
 
 // Encode returns m's wire form. It sets the version.
+//
+//tcb:request-path
 func Encode(m *Message) ([]byte, error) {
 	m.Version = Version
 	b, err := msgpack.Marshal(m)
@@ -169,6 +176,8 @@ func Encode(m *Message) ([]byte, error) {
 // range, with nothing after it. It is written out by hand rather than left
 // to reflection, which silently truncates integers that do not fit. It
 // checks no protocol rule.
+//
+//tcb:request-path
 func Decode(b []byte) (*Message, error) {
 	if len(b) == 0 || !(b[0]&0xf0 == 0x80 || b[0] == 0xde || b[0] == 0xdf) {
 		return nil, violation("decode", "message is not a msgpack map")
@@ -200,6 +209,7 @@ func Decode(b []byte) (*Message, error) {
 	return &m, nil
 }
 
+//tcb:request-path
 func (m *Message) decodeField(d *msgpack.Decoder, key string) (err error) {
 	switch key {
 	case "v":
@@ -252,6 +262,8 @@ func (m *Message) decodeField(d *msgpack.Decoder, key string) (err error) {
 // integer decodes a msgpack integer and refuses one outside [lo, hi]. It
 // looks at the type code first and decodes nothing but an integer: a
 // container's length header would otherwise be allocated up front.
+//
+//tcb:request-path
 func integer[T uint8 | uint32 | uint64 | int32 | int64](d *msgpack.Decoder, lo, hi uint64) (T, error) {
 	c, err := d.PeekCode()
 	if err != nil {
@@ -285,6 +297,8 @@ func integer[T uint8 | uint32 | uint64 | int32 | int64](d *msgpack.Decoder, lo, 
 // flags, nfds the descriptors that came with it, from the sender's side.
 // It is pure, so the fuzzer can call it; the caller closes the fds when it
 // returns an error.
+//
+//tcb:request-path
 func Check(b []byte, trunc, ctrunc bool, nfds int, from Direction) (*Message, error) {
 	if trunc || len(b) > MaxMessage {
 		return nil, violation("size", "message over %d bytes", MaxMessage)

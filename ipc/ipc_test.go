@@ -1,12 +1,14 @@
 package ipc
 
 import (
+	"errors"
 	"io"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/sys/unix"
@@ -251,7 +253,7 @@ func TestReceiveHostile(t *testing.T) {
 		before := openFds(t)
 		sendRaw(t, peer, tc.b, tc.fds...)
 		_, fd, err := c.Receive(FromListener)
-		if err == nil || !IsViolation(err) || fd != -1 {
+		if err == nil || !errors.As(err, new(*Violation)) || fd != -1 {
 			t.Errorf("%s: got fd %d err %v, want a violation", tc.name, fd, err)
 			continue
 		}
@@ -274,17 +276,22 @@ func TestReceiveEOF(t *testing.T) {
 
 func FuzzCheck(f *testing.F) {
 	for _, m := range valid {
-		f.Add(mustEncode(f, m), 0)
-		f.Add(mustEncode(f, m), 1)
+		for _, trunc := range []bool{false, true} {
+			f.Add(mustEncode(f, m), 0, trunc, false)
+			f.Add(mustEncode(f, m), 1, false, trunc)
+		}
 	}
 	for _, tc := range hostile(f) {
-		f.Add(tc.b, tc.fds)
+		f.Add(tc.b, tc.fds, false, false)
 	}
-	f.Fuzz(func(t *testing.T, b []byte, nfds int) {
+	f.Fuzz(func(t *testing.T, b []byte, nfds int, trunc, ctrunc bool) {
 		for _, from := range []Direction{FromListener, FromExecutor} {
-			m, err := Check(b, false, false, nfds, from)
+			m, err := Check(b, trunc, ctrunc, nfds, from)
+			if err == nil && (trunc || ctrunc) {
+				t.Fatalf("accepted %+v with MSG_TRUNC %v MSG_CTRUNC %v", m, trunc, ctrunc)
+			}
 			if err != nil {
-				if !IsViolation(err) {
+				if !errors.As(err, new(*Violation)) {
 					t.Fatalf("non-violation error %v", err)
 				}
 				continue
@@ -333,5 +340,59 @@ func TestShutdownEndsSendAndReceive(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("Shutdown did not end a blocked Send or Receive")
 		}
+	}
+}
+
+// TestRightsClosesOnError: on each of rights' error paths (a control
+// message that is not SCM_RIGHTS, before or after one that is, and one it
+// cannot parse after one it can) every descriptor in the control data is
+// closed, and none is returned; without an error every one is returned.
+func TestRightsClosesOnError(t *testing.T) {
+	s := streamSocket(t)
+	defer unix.Close(s)
+	dups := func(n int) []int {
+		fds := make([]int, n)
+		for i := range fds {
+			fd, err := unix.Dup(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds[i] = fd
+		}
+		return fds
+	}
+	other := func() []byte { return unix.UnixCredentials(&unix.Ucred{Pid: 1}) }
+	malformed := func() []byte { // a header longer than the data
+		b := unix.UnixRights(0)
+		(*unix.Cmsghdr)(unsafe.Pointer(&b[0])).SetLen(1 << 10)
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		oob  func(fds []int) []byte
+	}{
+		{"not SCM_RIGHTS after", func(fds []int) []byte { return append(unix.UnixRights(fds...), other()...) }},
+		{"not SCM_RIGHTS before", func(fds []int) []byte { return append(other(), unix.UnixRights(fds...)...) }},
+		{"unparsable after", func(fds []int) []byte { return append(unix.UnixRights(fds...), malformed()...) }},
+		{"two messages, then unparsable", func(fds []int) []byte {
+			return append(append(unix.UnixRights(fds[:1]...), unix.UnixRights(fds[1:]...)...), malformed()...)
+		}},
+	} {
+		before := openFds(t)
+		got, err := rights(tc.oob(dups(3)))
+		if !errors.As(err, new(*Violation)) || got != nil {
+			t.Errorf("%s: got %v, %v; want no fds and a violation", tc.name, got, err)
+		}
+		if after := openFds(t); after != before {
+			t.Errorf("%s: %d fds open before, %d after: received fds leaked", tc.name, before, after)
+		}
+	}
+	fds := dups(3)
+	got, err := rights(append(unix.UnixRights(fds[:2]...), unix.UnixRights(fds[2:]...)...))
+	if err != nil || !reflect.DeepEqual(got, fds) {
+		t.Errorf("two SCM_RIGHTS messages: got %v, %v; want %v", got, err, fds)
+	}
+	for _, fd := range fds {
+		unix.Close(fd)
 	}
 }

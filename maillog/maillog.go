@@ -7,7 +7,6 @@
 package maillog
 
 import (
-	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -27,11 +26,9 @@ const (
 	File         Kind = "file"   // a file, /dev/stdout or /dev/stderr
 )
 
-// SyslogPath is where the local syslog daemon listens: /dev/log, unless
-// the environment variable SPAWND_SYSLOG_SOCKET names another socket (a
-// hook for tests and diagnostics: a private syslog daemon on its own
-// socket). It is read once, at start-up.
-var SyslogPath = cmp.Or(os.Getenv("SPAWND_SYSLOG_SOCKET"), "/dev/log")
+// syslogPath is where the local syslog daemon listens (a variable for
+// this package's tests).
+var syslogPath = "/dev/log"
 
 // Syslog severities, as Postfix maps its message levels.
 const (
@@ -40,22 +37,6 @@ const (
 	sevWarning = 4
 	sevInfo    = 6
 )
-
-var facilities = map[string]int{
-	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5,
-	"lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
-	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
-	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
-}
-
-// Facility returns the syslog facility number for a syslog_facility name.
-func Facility(name string) (int, error) {
-	f, ok := facilities[strings.ToLower(name)]
-	if !ok {
-		return 0, fmt.Errorf("unknown syslog_facility %q", name)
-	}
-	return f, nil
-}
 
 // Logger writes records to one destination. It is safe for concurrent use.
 type Logger struct {
@@ -72,12 +53,9 @@ type Logger struct {
 // Open opens the destination the executor's parameters name: the file
 // maillog_file when set, else the syslog socket, else (no syslog daemon)
 // standard error, so that no message is lost. The descriptor is
-// close-on-exec.
-func Open(maillogFile, ident, facility string) (*Logger, error) {
-	fac, err := Facility(facility)
-	if err != nil {
-		return nil, err
-	}
+// close-on-exec. facility is syslog(3)'s number (policy checks
+// syslog_facility's name).
+func Open(maillogFile, ident string, fac int) (*Logger, error) {
 	if maillogFile != "" {
 		fd, err := -1, error(nil)
 		// /dev/stdout and /dev/stderr are taken as the descriptors: under
@@ -92,7 +70,7 @@ func Open(maillogFile, ident, facility string) (*Logger, error) {
 		}
 		return New(fd, File, ident, fac), nil
 	}
-	if fd, kind, err := dialSyslog(SyslogPath); err == nil {
+	if fd, kind, err := dialSyslog(syslogPath); err == nil {
 		return New(fd, kind, ident, fac), nil
 	}
 	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
@@ -105,11 +83,11 @@ func Open(maillogFile, ident, facility string) (*Logger, error) {
 // New returns a logger writing to the open descriptor fd of the given kind.
 // A syslog socket is dialled again, when a write fails, at the address it
 // is connected to (the process that inherited it need not know the path),
-// else at SyslogPath.
+// else at syslogPath.
 func New(fd int, kind Kind, ident string, facility int) *Logger {
 	host, _ := os.Hostname()
 	host, _, _ = strings.Cut(host, ".")
-	path := SyslogPath
+	path := syslogPath
 	if sa, err := unix.Getpeername(fd); err == nil {
 		if u, ok := sa.(*unix.SockaddrUnix); ok && strings.HasPrefix(u.Name, "/") {
 			path = u.Name
@@ -124,6 +102,7 @@ func (l *Logger) Fd() int { return l.fd }
 // Kind returns the kind of the descriptor.
 func (l *Logger) Kind() Kind { return l.kind }
 
+//tcb:request-path
 func dialSyslog(path string) (int, Kind, error) {
 	for _, k := range []struct {
 		typ  int
@@ -145,12 +124,18 @@ func dialSyslog(path string) (int, Kind, error) {
 }
 
 // Info logs a bare line.
+//
+//tcb:request-path
 func (l *Logger) Info(format string, a ...any) { l.log(sevInfo, "", format, a...) }
 
 // Warning logs a "warning: " line.
+//
+//tcb:request-path
 func (l *Logger) Warning(format string, a ...any) { l.log(sevWarning, "warning: ", format, a...) }
 
 // Error logs an "error: " line.
+//
+//tcb:request-path
 func (l *Logger) Error(format string, a ...any) { l.log(sevErr, "error: ", format, a...) }
 
 // Fatal logs a "fatal: " line and exits with status 1.
@@ -159,6 +144,7 @@ func (l *Logger) Fatal(format string, a ...any) {
 	os.Exit(1)
 }
 
+//tcb:request-path
 func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	text := prefix + fmt.Sprintf(format, a...)
 	text = strings.ReplaceAll(text, "\n", " ")
@@ -181,6 +167,7 @@ func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	}
 }
 
+//tcb:request-path
 func (l *Logger) write(rec string) error {
 	b := []byte(rec)
 	for len(b) > 0 {

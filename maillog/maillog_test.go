@@ -17,7 +17,7 @@ import (
 
 func TestFileRecords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "maillog")
-	l, err := Open(path, "postfix/spawnd", "mail")
+	l, err := Open(path, "postfix/spawnd", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +33,10 @@ func TestFileRecords(t *testing.T) {
 }
 
 func TestSyslogReconnects(t *testing.T) {
-	SyslogPath = filepath.Join(t.TempDir(), "log")
-	defer func() { SyslogPath = "/dev/log" }()
+	syslogPath = filepath.Join(t.TempDir(), "log")
+	defer func() { syslogPath = "/dev/log" }()
 	listen := func() *net.UnixConn {
-		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: SyslogPath, Net: "unixgram"})
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: syslogPath, Net: "unixgram"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestSyslogReconnects(t *testing.T) {
 		return string(buf[:n])
 	}
 	srv := listen()
-	l, err := Open("", "postfix/spawnd", "mail")
+	l, err := Open("", "postfix/spawnd", 2)
 	if err != nil || l.Kind() != Syslog {
 		t.Fatalf("open: %v kind %v", err, l.Kind())
 	}
@@ -62,7 +62,7 @@ func TestSyslogReconnects(t *testing.T) {
 	}
 	// The syslog daemon restarts: its socket goes and comes back.
 	srv.Close()
-	os.Remove(SyslogPath)
+	os.Remove(syslogPath)
 	srv = listen()
 	defer srv.Close()
 	l.Info("second")
@@ -76,8 +76,8 @@ func TestSyslogReconnects(t *testing.T) {
 // again after it restarts.
 func TestInheritedSyslogRedials(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
-	SyslogPath = "/nonexistent/log"
-	defer func() { SyslogPath = "/dev/log" }()
+	syslogPath = "/nonexistent/log"
+	defer func() { syslogPath = "/dev/log" }()
 	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -103,27 +103,12 @@ func TestInheritedSyslogRedials(t *testing.T) {
 	}
 }
 
-// TestSyslogPathFromEnvironment runs the test binary again with
-// SPAWND_SYSLOG_SOCKET set: SyslogPath is read at start-up.
-func TestSyslogPathFromEnvironment(t *testing.T) {
-	if os.Getenv("MAILLOG_PRINT_PATH") != "" {
-		os.Stdout.WriteString(SyslogPath)
-		os.Exit(0)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSyslogPathFromEnvironment$")
-	cmd.Env = append(os.Environ(), "MAILLOG_PRINT_PATH=1", "SPAWND_SYSLOG_SOCKET=/tmp/x/log")
-	out, err := cmd.Output()
-	if err != nil || string(out) != "/tmp/x/log" {
-		t.Fatalf("SyslogPath = %q, %v", out, err)
-	}
-}
-
 // TestStderrSocket: maillog_file = /dev/stderr works when standard error
 // is a socket, as systemd connects it to the journal (open(2) of
 // /dev/stderr fails there with ENXIO).
 func TestStderrSocket(t *testing.T) {
 	if os.Getenv("MAILLOG_STDERR") != "" {
-		l, err := Open("/dev/stderr", "postfix/spawnd", "mail")
+		l, err := Open("/dev/stderr", "postfix/spawnd", 2)
 		if err != nil {
 			os.Stdout.WriteString(err.Error())
 			os.Exit(1)

@@ -26,8 +26,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"spawnd/maillog"
 )
 
 // Error is one configuration error, with where it was found. It prints
@@ -202,7 +200,7 @@ func Load(dir string, env []string) (*Policy, error) {
 func load(dir string, env []string, acct accounts) (*Policy, error) {
 	l := newLoader(env, acct)
 	c := l.mainCF(dir, false)
-	p := l.global(c, dir)
+	p := l.global(c)
 	file := filepath.Join(dir, "master.cf")
 	if text, err := os.ReadFile(file); err != nil {
 		l.add(Error{}, "%v", err)
@@ -235,7 +233,7 @@ func loadDaemon(dir string, a *DaemonArgs, env []string, acct accounts) (*Policy
 		}
 	}
 	c := l.mainCF(dir, true).with(all, pos)
-	p := l.global(c, dir)
+	p := l.global(c)
 	if a.Transport != Unix && a.Transport != Inet && a.Transport != Pass {
 		l.add(pos, "unsupported transport type: %q", a.Transport)
 	}
@@ -265,16 +263,26 @@ func (l *loader) overrides(pos Error, a *DaemonArgs) map[string]string {
 	return over
 }
 
+// facilities are syslog_facility's values, as syslog(3) numbers them.
+var facilities = map[string]int{
+	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5,
+	"lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
+	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+
 // global resolves the parameters spawnd itself uses.
-func (l *loader) global(c *conf, dir string) *Policy {
-	p := &Policy{ConfigDir: dir, MaxUse: c.integer("max_use", 1), MaxIdle: c.time("max_idle", 1),
+func (l *loader) global(c *conf) *Policy {
+	p := &Policy{MaxUse: c.integer("max_use", 1), MaxIdle: c.time("max_idle", 1),
 		defaultLimit: c.integer("default_process_limit", 1), MaillogFile: c.path("maillog_file", true),
 		QueueDirectory: c.path("queue_directory", false)}
 	p.SyslogName, _ = c.str("syslog_name")
-	p.SyslogFacility, _ = c.str("syslog_facility")
-	if _, err := maillog.Facility(p.SyslogFacility); err != nil {
-		c.errorf("syslog_facility", "parameter syslog_facility: unrecognized value: %s", p.SyslogFacility)
+	name, _ := c.str("syslog_facility")
+	fac, ok := facilities[strings.ToLower(name)]
+	if !ok {
+		c.errorf("syslog_facility", "parameter syslog_facility: unrecognized value: %s", name)
 	}
+	p.SyslogFacility = fac
 	owner, ok := c.str("mail_owner")
 	uid, gid, err := l.acct.User(owner)
 	switch {
@@ -416,7 +424,7 @@ func endpoint(typ, name string, private bool, queue string) (Endpoint, error) {
 // service checks a service's attributes (user=, argv=) and resolves all
 // its command gets, with parameters c. It reports errors at pos.
 func (l *loader) service(c *conf, p *Policy, pos Error, attrs []string, over map[string]string) *Service {
-	s := &Service{Name: pos.Service, File: pos.File, Line: pos.Line, Params: over, Dir: "/"}
+	s := &Service{Name: pos.Service, File: pos.File, Line: pos.Line, Dir: "/"}
 	userSeen, userOK := false, false
 	for i, w := range attrs {
 		key, val, ok := strings.Cut(w, "=")

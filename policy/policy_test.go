@@ -521,7 +521,7 @@ broken unix - - - - - smtpd -x
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.MailOwner != (Account{"postfix", 100, 101}) || p.SyslogName != "postfix/7" || p.SyslogFacility != "mail" ||
+	if p.MailOwner != (Account{"postfix", 100, 101}) || p.SyslogName != "postfix/7" || p.SyslogFacility != 2 ||
 		p.MaillogFile != "/dev/stderr" || p.QueueDirectory != queue || p.MaxUse != 5 || p.MaxIdle != time.Minute || len(p.Warnings) != 0 {
 		t.Errorf("globals: %+v", p)
 	}
@@ -533,27 +533,22 @@ broken unix - - - - - smtpd -x
 		argv, group     string
 		gid             uint32
 		peer            bool
-		params          string
 	}
 	wants := []want{
-		{"127.0.0.1:25", "inet", "127.0.0.1:25", false, 0, 7 * time.Minute, "/bin/echo|hello world|end", "nogroup", 65534, false, ""},
-		{"x", "unix", queue + "/private/x", true, 42, 2 * time.Hour, "/bin/true", "staff", 50, true, "peer_environment=yes"},
-		{"[::1]:26", "inet", "[::1]:26", false, 3, 5 * time.Second, "/bin/true", "nogroup", 65534, false, "command_time_limit=5"},
-		{"8025", "inet", ":8025", false, 42, 7 * time.Minute, "/bin/true", "nogroup", 65534, false, "x_time_limit=1"},
-		{"/run/x.sock", "unix", "/run/x.sock", false, 42, 7 * time.Minute, "/bin/true", "nogroup", 65534, false, ""},
-		{"y", "unix", queue + "/public/y", false, 42, 7 * time.Minute, "/bin/true|-o|x", "nogroup", 65534, true, "z=a b"},
+		{"127.0.0.1:25", "inet", "127.0.0.1:25", false, 0, 7 * time.Minute, "/bin/echo|hello world|end", "nogroup", 65534, false},
+		{"x", "unix", queue + "/private/x", true, 42, 2 * time.Hour, "/bin/true", "staff", 50, true},
+		{"[::1]:26", "inet", "[::1]:26", false, 3, 5 * time.Second, "/bin/true", "nogroup", 65534, false},
+		{"8025", "inet", ":8025", false, 42, 7 * time.Minute, "/bin/true", "nogroup", 65534, false},
+		{"/run/x.sock", "unix", "/run/x.sock", false, 42, 7 * time.Minute, "/bin/true", "nogroup", 65534, false},
+		{"y", "unix", queue + "/public/y", false, 42, 7 * time.Minute, "/bin/true|-o|x", "nogroup", 65534, true},
 	}
 	if len(p.Services) != len(wants) {
 		t.Fatalf("%d services, want %d (smtpd ignored)", len(p.Services), len(wants))
 	}
 	for i, w := range wants {
 		s := p.Services[i]
-		var params []string
-		for k, v := range s.Params {
-			params = append(params, k+"="+v)
-		}
 		got := want{s.Name, s.Endpoint.Type, s.Endpoint.Address, s.Endpoint.Private, s.ProcessLimit, s.TimeLimit,
-			strings.Join(s.Argv, "|"), s.Group, s.Gid, s.PeerEnvironment, strings.Join(params, ",")}
+			strings.Join(s.Argv, "|"), s.Group, s.Gid, s.PeerEnvironment}
 		if got != w {
 			t.Errorf("service %d:\n got %+v\nwant %+v", i, got, w)
 		}
@@ -651,7 +646,7 @@ func TestLoadDaemon(t *testing.T) {
 	}
 	p, _ = run("-l -n x -t inet -i 5 -m 3 -o command_time_limit=9 -o mail_owner=daemon user=nobody argv=/bin/true")
 	if s := p.Services[0]; s.ProcessLimit != 1 || s.TimeLimit != 9*time.Second || p.MaxIdle != 5*time.Second || p.MaxUse != 3 ||
-		p.MailOwner.Name != "daemon" || len(s.Params) != 2 {
+		p.MailOwner.Name != "daemon" {
 		t.Errorf("%+v %+v", p, s)
 	}
 	p, _ = run("-n x -t pass -o default_process_limit=8 user=nobody argv=/bin/true")
@@ -773,7 +768,7 @@ func FuzzMainCF(f *testing.F) {
 			c.integer(name, 1)
 			c.boolean(name)
 		}
-		l.global(c, "/")
+		l.global(c)
 		for _, e := range l.errs {
 			if e.Msg == "" || e.File != "main.cf" {
 				t.Fatalf("error without message or file: %+v", e)
@@ -793,7 +788,7 @@ func FuzzMasterCF(f *testing.F) {
 	f.Fuzz(func(t *testing.T, text string) {
 		l := newLoader(nil, fixtures{})
 		c := l.parseMainCF("main.cf", "")
-		p := l.global(c, "/")
+		p := l.global(c)
 		services, _ := l.masterCF(p, c, "master.cf", text)
 		for _, s := range services {
 			if len(l.errs) == 0 && (s.Uid == 0 || s.Gid == 0 || s.Uid == p.MailOwner.Uid || len(s.Argv) == 0 ||

@@ -6,12 +6,10 @@ import "time"
 // spawnd itself uses and every service it runs. Nothing changes it after
 // Load returns; a new configuration takes a new process.
 type Policy struct {
-	ConfigDir string // directory main.cf (and, standalone, master.cf) came from
-
 	MailOwner Account // the listener's user (mail_owner)
 
 	SyslogName     string        // syslog_name
-	SyslogFacility string        // syslog_facility
+	SyslogFacility int           // syslog_facility, as syslog(3) numbers it
 	MaillogFile    string        // maillog_file; empty means syslog
 	QueueDirectory string        // queue_directory
 	MaxUse         int           // max_use (Postfix mode)
@@ -88,10 +86,6 @@ type Service struct {
 	// Dir is the command's working directory: queue_directory, or "/"
 	// when that does not exist.
 	Dir string
-
-	// Params holds the -o overrides given for this service, name to
-	// value, unexpanded.
-	Params map[string]string
 }
 
 // Limits are what the command_*_limit and command_no_new_privileges

@@ -79,18 +79,27 @@ func startActivated(t *testing.T, dir, listen, fdname, master string, opts ...st
 		}
 	})
 	// systemd-socket-activate says when it listens.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !waitFor(10*time.Second, func() bool {
 		a.stderr.mu.Lock()
-		ok := strings.Contains(a.buf.String(), "Listening on")
-		a.stderr.mu.Unlock()
-		if ok {
-			return a
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("systemd-socket-activate not listening after 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
+		defer a.stderr.mu.Unlock()
+		return strings.Contains(a.buf.String(), "Listening on")
+	}) {
+		t.Fatal("systemd-socket-activate not listening after 10s")
+	}
+	return a
+}
+
+// reload sends SIGHUP and waits until spawnd has logged the reload, so
+// that what the test checks next is the reloaded spawnd's doing.
+func (a *activated) reload(t *testing.T) {
+	t.Helper()
+	log := filepath.Join(a.Dir, "maillog")
+	count := func() int { b, _ := os.ReadFile(log); return strings.Count(string(b), "reload") }
+	before := count()
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	if !waitFor(10*time.Second, func() bool { return count() > before }) {
+		b, _ := os.ReadFile(log)
+		t.Fatalf("no reload logged 10s after SIGHUP:\n%s", b)
 	}
 }
 
@@ -192,8 +201,7 @@ func TestSocketActivationTCP(t *testing.T) {
 
 	// SIGHUP re-executes spawnd in the same process, which must take the
 	// same inherited socket again.
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(200 * time.Millisecond)
+	a.reload(t)
 	talkUntil(t, "tcp", addr, "ok")
 	talkUntil(t, "tcp", otherAddr, "other")
 	select {
@@ -243,8 +251,7 @@ func TestSocketActivationUnixReload(t *testing.T) {
 	a := startActivated(t, dir, sock, "policy",
 		"policy unix - n n - - spawnd\n    user=nobody argv=/bin/echo ok\n")
 	talkUntil(t, "unix", sock, "ok")
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(200 * time.Millisecond)
+	a.reload(t)
 	talkUntil(t, "unix", sock, "ok")
 	a.Stop()
 	if _, err := os.Stat(sock); err != nil {

@@ -71,7 +71,7 @@ func TestListenerCredentialsAndAccept(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitTraced(t, d.Pid(), cmd.Process.Pid)
 	for i := 0; i < 5; i++ {
 		if got, err := Talk("tcp", tcp, "", 10*time.Second); err != nil || got != "ok\n" {
 			t.Fatalf("%q %v", got, err)

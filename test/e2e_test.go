@@ -214,7 +214,10 @@ func TestServeSIGTERM(t *testing.T) {
 	d, _, sock := serveOne(t, "/bin/true", "/bin/sh -c { sleep 1; echo late }")
 	got := make(chan string, 1)
 	go func() { s, _ := Talk("unix", sock, "", 20*time.Second); got <- s }()
-	time.Sleep(300 * time.Millisecond)
+	// The command runs: the executor has a child besides the listener.
+	if !waitFor(10*time.Second, func() bool { return len(Children(d.Pid())) >= 2 }) {
+		t.Fatal("the command did not start")
+	}
 	d.Signal(syscall.SIGTERM)
 	if s := <-got; s != "late\n" {
 		t.Errorf("client got %q, want the command's output", s)
@@ -295,8 +298,8 @@ func TestServeLoad(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Fatalf("%d of 3000 failed, first: %v", failed.Load(), firstErr.Load())
 	}
-	time.Sleep(500 * time.Millisecond)
-	if e, l := OpenFds(d.Pid()), OpenFds(lpid); e > ebefore || l > lbefore {
+	waitQuiet(d, 10*time.Second)
+	if e, l := settleFds(d.Pid(), ebefore), settleFds(lpid, lbefore); e > ebefore || l > lbefore {
 		t.Errorf("descriptors grew: executor %d -> %d, listener %d -> %d", ebefore, e, lbefore, l)
 	}
 	if z := Zombies(d.Pid()); len(z) > 0 {

@@ -33,8 +33,9 @@ func moduleRoot() string {
 	return filepath.Dir(filepath.Dir(file))
 }
 
-// bin returns the directory holding freshly built spawnd and
-// spawnd-listener, world-readable so that mail_owner can run the listener.
+// bin returns the directory holding freshly built spawnd, spawnd-listener
+// and spawnd-limits (make build, with its flags), world-readable so that
+// mail_owner can run the listener and every user spawnd-limits.
 func bin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -43,10 +44,10 @@ func bin(t testing.TB) string {
 			return
 		}
 		os.Chmod(binDir, 0o755)
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/spawnd", "./cmd/spawnd-listener")
+		cmd := exec.Command("make", "-s", "build", "BIN="+binDir)
 		cmd.Dir = moduleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("make build: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -265,15 +266,42 @@ func (d *Daemon) ReadLog() string {
 // WaitLog waits up to timeout for a log line matching re and returns it.
 func (d *Daemon) WaitLog(re string, timeout time.Duration) (string, bool) {
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for {
-		if m := rx.FindString(d.ReadLog()); m != "" {
-			return m, true
+	var m string
+	ok := waitFor(timeout, func() bool { m = rx.FindString(d.ReadLog()); return m != "" })
+	return m, ok
+}
+
+// waitFor polls cond every 20 ms until it holds or timeout passes, and
+// reports whether it held. It is the one wait of the tests: every wait
+// has a deadline, and a test that waits for something absent waits for a
+// marker that comes after it instead of sleeping.
+func waitFor(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
 		}
 		if time.Now().After(deadline) {
-			return "", false
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitTraced waits until tracer traces every thread of pid, so that
+// nothing pid does from then on escapes the trace.
+func waitTraced(t testing.TB, pid, tracer int) {
+	t.Helper()
+	traced := func() bool {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+			if !regexp.MustCompile(`(?m)^TracerPid:\s+` + strconv.Itoa(tracer) + `$`).Match(b) {
+				return false
+			}
+		}
+		return len(tasks) > 0
+	}
+	if !waitFor(10*time.Second, traced) {
+		t.Fatalf("pid %d: not every thread traced by %d after 10s", pid, tracer)
 	}
 }
 
@@ -385,18 +413,16 @@ func Talk(network, addr, input string, timeout time.Duration) (string, error) {
 // comm whose command line holds marker is running (zombies aside).
 func waitNoneRunning(t testing.TB, name, marker string, timeout time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
-		var alive []int
+	var alive []int
+	if !waitFor(timeout, func() bool {
+		alive = nil
 		for _, pid := range ProcsWithArg(marker) {
 			if f := statFields(pid); len(f) > 0 && f[0] != "Z" && comm(pid) == name {
 				alive = append(alive, pid)
 			}
 		}
-		if len(alive) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s processes marked %s still running: %v", name, marker, alive)
-		}
+		return len(alive) == 0
+	}) {
+		t.Fatalf("%s processes marked %s still running: %v", name, marker, alive)
 	}
 }

@@ -134,10 +134,15 @@ func (h *hostileRun) restarted(timeout time.Duration) bool {
 // have been counted, and returns that count.
 func (h *hostileRun) attack(t *testing.T) int {
 	t.Helper()
-	if !h.waitNotes("start", 1, 10*time.Second) {
-		t.Fatalf("the hostile listener did not start: %q\n%s", h.notes(), h.d.ReadLog())
+	if !h.waitNotes("waiting", 1, 10*time.Second) {
+		t.Fatalf("the hostile listener did not reach its attack: %q\n%s", h.notes(), h.d.ReadLog())
 	}
-	time.Sleep(100 * time.Millisecond) // ready, or (before Hello) waiting
+	// The executor closes its copy of the listener's end of the pair (the
+	// listener's fd 3) after the fork; its descriptors are counted after.
+	pair, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", h.d.Listener()))
+	if !waitFor(10*time.Second, func() bool { return !strings.Contains(fdList(h.d.Pid()), "="+pair) }) || pair == "" {
+		t.Fatalf("the executor still holds the listener's end of the pair %q: %s", pair, fdList(h.d.Pid()))
+	}
 	fds := countFds(h.d.Pid())
 	if err := os.WriteFile(filepath.Join(h.state, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -198,7 +203,11 @@ func TestHostileListener(t *testing.T) {
 			if h.d.Pid() != pid || !alive(pid) {
 				t.Fatalf("executor gone")
 			}
-			time.Sleep(100 * time.Millisecond)
+			// A command the attack started, if any, has left its mark
+			// once it has exited: wait until the executor runs none.
+			if !waitFor(10*time.Second, func() bool { return len(Children(pid)) == len(Zombies(pid))+1 }) {
+				t.Errorf("the executor still has children besides the listener: %v", Children(pid))
+			}
 			if after := settleFds(pid, before); after != before {
 				t.Errorf("executor descriptors %d before the attack, %d after: %s", before, after, fdList(pid))
 			}
@@ -224,7 +233,8 @@ func TestHostileListenerHonestControl(t *testing.T) {
 	if !waitFor(10*time.Second, func() bool { ents, _ := os.ReadDir(h.marks); return len(ents) == 1 }) {
 		t.Errorf("the honest Run did not run the command:\n%s\n%s", h.d.ReadLog(), h.notes())
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Every record is written once spawnd has exited.
+	h.d.Stop()
 	if strings.Contains(h.d.ReadLog(), "warning:") {
 		t.Errorf("warnings for an honest Run:\n%s", h.d.ReadLog())
 	}

@@ -59,7 +59,7 @@ func requireMake(t *testing.T) {
 	}
 }
 
-// TestInstallUninstall stages make install under DESTDIR: both binaries in
+// TestInstallUninstall stages make install under DESTDIR: the binaries in
 // sbin and in daemon_directory, the pages, the example configuration, the
 // units, and the master.cf line to add; then make uninstall removes every
 // file again.
@@ -72,8 +72,8 @@ func TestInstallUninstall(t *testing.T) {
 	want := []string{
 		"etc/spawnd/main.cf", "etc/spawnd/master.cf",
 		"lib/systemd/system/spawnd.service", "lib/systemd/system/spawnd.socket",
-		dd + "/spawnd", dd + "/spawnd-listener",
-		"usr/local/sbin/spawnd", "usr/local/sbin/spawnd-listener",
+		dd + "/spawnd", dd + "/spawnd-limits", dd + "/spawnd-listener",
+		"usr/local/sbin/spawnd", "usr/local/sbin/spawnd-limits", "usr/local/sbin/spawnd-listener",
 		"usr/local/share/doc/spawnd/examples/main.cf", "usr/local/share/doc/spawnd/examples/master.cf",
 		"usr/local/share/man/man8/spawnd-listener.8", "usr/local/share/man/man8/spawnd.8",
 	}
@@ -81,7 +81,7 @@ func TestInstallUninstall(t *testing.T) {
 	if got := files(t, dest); !slices.Equal(got, want) {
 		t.Fatalf("installed files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	for _, f := range []string{"usr/local/sbin/spawnd", dd + "/spawnd-listener"} {
+	for _, f := range []string{"usr/local/sbin/spawnd", dd + "/spawnd-listener", dd + "/spawnd-limits"} {
 		if st, _ := os.Stat(filepath.Join(dest, f)); st.Mode().Perm() != 0o755 {
 			t.Errorf("%s: mode %v, want 0755", f, st.Mode())
 		}

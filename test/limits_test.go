@@ -2,13 +2,86 @@ package test
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// TestLimitsProgram: spawnd-limits, run as nobody the way the executor's
+// child runs it, sets each limit and no_new_privileges and executes the
+// command; it exits 126 on a bad command line and 127 when the command
+// cannot be executed, writing nothing.
+func TestLimitsProgram(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	prog := filepath.Join(bin(t), "spawnd-limits")
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		null, err := os.Open("/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer null.Close()
+		argv := append([]string{prog}, args...)
+		pid, err := syscall.ForkExec(prog, argv, &syscall.ProcAttr{Env: []string{"PATH=/usr/bin:/bin"},
+			Files: []uintptr{null.Fd(), w.Fd(), w.Fd()},
+			Sys:   &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}})
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.SetReadDeadline(time.Now().Add(20 * time.Second))
+		out, err := io.ReadAll(r)
+		if err != nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		var ws syscall.WaitStatus
+		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+		return string(out), ws.ExitStatus()
+	}
+	show := []string{"/bin/sh", "-c", "id -u; ulimit -t; ulimit -Ht; ulimit -v; ulimit -n; ulimit -p; ulimit -f; grep NoNewPrivs /proc/self/status"}
+	// ulimit -v and -f count KiB and 512-byte blocks; CPU's hard limit is a second later.
+	if out, code := run(append([]string{"-cpu", "9", "-as", "1073741824", "-nofile", "33", "-nproc", "44",
+		"-fsize", "1048576", "-nnp", "--"}, show...)...); code != 0 || out != "65534\n9\n10\n1048576\n33\n44\n2048\nNoNewPrivs:\t1\n" {
+		t.Errorf("every limit: exit %d, output %q", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-cpu", "x", "--", "/bin/true"}, 126},
+		{[]string{"-cpu", "-1", "--", "/bin/true"}, 126},
+		{[]string{"-cpu", "", "--", "/bin/true"}, 126},
+		{[]string{"-cpu", "0", "--", "/bin/true"}, 126},
+		{[]string{"-cpu", "1x", "--", "/bin/true"}, 126},
+		{[]string{"-cpu", "18446744073709551614", "--", "/bin/true"}, 126},
+		{[]string{"-cpu", "99999999999999999999", "--", "/bin/true"}, 126},
+		{[]string{"-bogus", "1", "--", "/bin/true"}, 126},
+		{[]string{"-cpu"}, 126},
+		{[]string{"-nnp", "--"}, 126},
+		{[]string{"-nnp", "/bin/true"}, 126},
+		{[]string{}, 126},
+		{[]string{"--", "/nonexistent"}, 127},
+		{[]string{"--", "/bin/true"}, 0},
+		{[]string{"-cpu", "18446744073709551613", "-nofile", "5", "--", "/bin/true"}, 0},
+	} {
+		if out, code := run(tc.args...); code != tc.code || out != "" {
+			t.Errorf("spawnd-limits %q: exit %d, output %q; want exit %d and nothing written", tc.args, code, out, tc.code)
+		}
+	}
+}
 
 // TestServeLimits: each resource limit and no_new_privileges, set with -o
 // on one service, is what its command sees in /proc/self/limits and

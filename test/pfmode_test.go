@@ -55,7 +55,7 @@ func pfStart(t *testing.T, masterCF string) *pfInstance {
 	for _, e := range ents {
 		os.Symlink(filepath.Join(pfDaemonDir, e.Name()), filepath.Join(libexec, e.Name()))
 	}
-	for _, b := range []string{"spawnd", "spawnd-listener"} {
+	for _, b := range []string{"spawnd", "spawnd-listener", "spawnd-limits"} {
 		data, err := os.ReadFile(filepath.Join(bin(t), b))
 		if err != nil {
 			t.Fatal(err)

@@ -149,10 +149,10 @@ var spawndMode struct {
 }
 
 // spawndDaemonDir returns a daemon_directory holding Postfix's daemons and
-// freshly built spawnd and spawnd-listener, for main.cf's
-// daemon_directory. It skips the test when spawnd has no Postfix mode yet:
-// Postfix's daemon skeleton rejects an unknown option with `invalid option`,
-// and so must spawnd given a master(8) command line.
+// freshly built spawnd, spawnd-listener and spawnd-limits, for main.cf's
+// daemon_directory. It fails the test when spawnd's Postfix mode does not
+// answer as Postfix's daemon skeleton does, which rejects an unknown option
+// with `invalid option`: a regression must not skip the Postfix suite.
 func spawndDaemonDir(t testing.TB) string {
 	t.Helper()
 	requirePostfix(t)
@@ -180,11 +180,12 @@ func spawndDaemonDir(t testing.TB) string {
 		}
 	})
 	if spawndMode.why != "" {
-		t.Skip("spawnd Postfix mode not built yet: " + spawndMode.why)
+		t.Fatal("spawnd's Postfix mode is broken: " + spawndMode.why)
 	}
 	return postfixDaemonDir(t, map[string]string{
 		"spawnd":          filepath.Join(bins, "spawnd"),
 		"spawnd-listener": filepath.Join(bins, "spawnd-listener"),
+		"spawnd-limits":   filepath.Join(bins, "spawnd-limits"),
 	})
 }
 

@@ -258,14 +258,11 @@ func checkProbeStart(t *testing.T, p *postfixInstance, service string, r probeRe
 // waitFile waits for a file to exist and returns its content.
 func waitFile(t *testing.T, path string, timeout time.Duration) string {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
-		if b, err := os.ReadFile(path); err == nil {
-			return string(b)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v", path, timeout)
-		}
+	var b []byte
+	if !waitFor(timeout, func() bool { var err error; b, err = os.ReadFile(path); return err == nil }) {
+		t.Fatalf("no %s after %v", path, timeout)
 	}
+	return string(b)
 }
 
 // TestPostfixSpawnBaseline: Postfix's own spawn(8) serves /bin/echo on a

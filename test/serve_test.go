@@ -345,11 +345,7 @@ func TestServeOnlyListenerAccepts(t *testing.T) {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 	}()
-	// strace is attached once the tracer is the executor's TracerPid.
-	if !waitFor(10*time.Second, func() bool { return procStatus(d.Pid())["TracerPid"] == strconv.Itoa(cmd.Process.Pid) }) {
-		t.Fatalf("strace did not attach: %s", out.String())
-	}
-	time.Sleep(200 * time.Millisecond) // the other threads
+	waitTraced(t, d.Pid(), cmd.Process.Pid)
 	for i := 0; i < 6; i++ {
 		network, addr := "tcp", tcp
 		if i%2 == 1 {
@@ -739,7 +735,11 @@ func TestServeTermDeliversOutput(t *testing.T) {
 	}
 	lpid := d.Listener()
 	d.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	// SIGTERM ends the listener first: a connection made after that is
+	// made after SIGTERM took effect.
+	if !waitFor(10*time.Second, func() bool { return !alive(lpid) }) {
+		t.Fatalf("listener %d still running 10s after SIGTERM", lpid)
+	}
 	after := make(chan string, 1)
 	go func() { s, err := Talk("tcp", tcp, "", 30*time.Second); after <- fmt.Sprint(s, err) }()
 	if s := <-got; s != "late\n<nil>" {
@@ -1102,20 +1102,6 @@ func firstOr0(pids []int) int {
 		return 0
 	}
 	return pids[0]
-}
-
-// waitFor polls cond every 20 ms until it holds or timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // probeService returns a master.cf line for an echo service on a fresh

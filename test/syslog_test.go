@@ -3,8 +3,9 @@ package test
 // Logging to a real syslog daemon: Debian's rsyslog runs as a private
 // instance (own configuration, own socket in a test directory, no
 // /dev/log, nothing of the system's rsyslog touched) and writes each
-// record as "facility.severity tag: text". spawnd finds the socket through
-// SPAWND_SYSLOG_SOCKET.
+// record as "facility.severity tag: text". spawnd finds the socket at
+// /dev/log, in a mount namespace of its own with a private /dev
+// (privateDevLog).
 
 import (
 	"fmt"
@@ -92,21 +93,38 @@ func (r *rsyslog) Stop() {
 	os.Remove(r.Socket)
 }
 
+// privateDevLog returns a Config.Wrap that runs spawnd in a mount
+// namespace of its own whose /dev is a tmpfs with the devices a daemon
+// uses, bound from the real /dev, and log, a symbolic link to socket:
+// spawnd logs to /dev/log, and nothing outside the namespace changes.
+func privateDevLog(t *testing.T, socket string) []string {
+	t.Helper()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatal("unshare(1) not installed (apt-get install util-linux)")
+	}
+	dev := filepath.Join(tempDir(t), "dev")
+	if err := os.Mkdir(dev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := `set -e; d=$1 s=$2; shift 2
+mount -t tmpfs -o mode=755 tmpfs "$d"
+for f in null zero full random urandom; do touch "$d/$f"; mount --bind "/dev/$f" "$d/$f"; done
+ln -s /proc/self/fd "$d/fd"; ln -s "$s" "$d/log"
+mount --rbind "$d" /dev
+exec "$@"`
+	return []string{"unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh", dev, socket}
+}
+
 // waitLine waits for a line of file matching re and returns it.
 func waitLine(t *testing.T, file, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile("(?m)" + re)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(file)
-		if m := rx.FindString(string(b)); m != "" {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no line matching %s in %s after 10s; it has:\n%s", re, file, b)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var b []byte
+	var m string
+	if !waitFor(10*time.Second, func() bool { b, _ = os.ReadFile(file); m = rx.FindString(string(b)); return m != "" }) {
+		t.Fatalf("no line matching %s in %s after 10s; it has:\n%s", re, file, b)
 	}
+	return m
 }
 
 // exitService returns a master.cf line for a TCP service on a free port
@@ -137,7 +155,7 @@ func TestSyslog(t *testing.T) {
 				Main:   "maillog_file =\n" + tc.main,
 				Master: master,
 				Args:   []string{"-v"},
-				Env:    []string{"SPAWND_SYSLOG_SOCKET=" + sys.Socket},
+				Wrap:   privateDevLog(t, sys.Socket),
 				Ready:  []string{"tcp " + addr},
 			})
 			t.Cleanup(func() {

@@ -1,8 +1,10 @@
 // Command runner measures spawnd side by side with a minimal C
-// accept+fork+exec server (the ceiling) and the peers that are installed
-// (ucspi-tcp tcpserver, xinetd, Postfix spawn(8) under its own master(8)),
-// all serving `/bin/echo ok` as nobody on loopback, and prints the result
-// as markdown tables. See bench/README.md.
+// accept+fork+exec server and the peers that are installed (ucspi-tcp
+// tcpserver, xinetd, Postfix spawn(8) under its own master(8)), all
+// serving `/bin/echo ok` as nobody on loopback, beside the raw spawn
+// ceiling (bench/ceiling: no socket at all), and prints the result as
+// markdown tables. With -strace N it also counts the system calls of
+// spawnd's executor and listener per connection. See bench/README.md.
 //
 //	go run ./bench/runner -bin bin
 //
@@ -35,6 +37,7 @@ import (
 const (
 	cserverSrc = "bench/cserver/cserver.c"
 	loadPkg    = "./bench/load"
+	ceilingPkg = "./bench/ceiling"
 )
 
 // sample is one measured run of one server at one concurrency.
@@ -53,6 +56,7 @@ type bench struct {
 	maxConns int
 	samples  map[string]map[int][]sample // server key, concurrency
 	rss      map[string]*rssKB           // "executor", "listener"
+	strace   *straceResult               // -strace: spawnd's system calls per connection
 }
 
 func main() {
@@ -61,7 +65,8 @@ func main() {
 	dur := flag.Duration("d", 3*time.Second, "length of one measurement")
 	concList := flag.String("c", "1,16,64", "concurrency levels, comma separated")
 	maxConns := flag.Int("n", 100000, "most connections in one measurement")
-	only := flag.String("only", "", "measure only these servers, comma separated: cserver,tcpserver,xinetd,postfix,spawnd")
+	only := flag.String("only", "", "measure only these servers, comma separated: ceiling,cserver,tcpserver,xinetd,postfix,spawnd")
+	straceN := flag.Int("strace", 0, "after the runs, count spawnd's system calls over this many connections at c=16 with strace -c (0: not)")
 	limit := flag.Duration("limit", 0, "stop everything and fail after this long (0: 1.5 times the planned time plus a minute)")
 	keep := flag.Bool("keep", false, "keep the temporary directory with the configurations and logs")
 	flag.Parse()
@@ -129,7 +134,7 @@ func main() {
 		samples:  map[string]map[int][]sample{},
 		rss:      map[string]*rssKB{},
 	}
-	planned := time.Duration(6**runs*len(concs)) * (*dur + 300*time.Millisecond)
+	planned := time.Duration(9**runs*len(concs)) * (*dur + 300*time.Millisecond)
 	if *limit == 0 {
 		*limit = planned*3/2 + time.Minute
 	}
@@ -139,12 +144,15 @@ func main() {
 		os.Exit(1)
 	})
 
-	code := b.run(concs, *runs, *only, planned)
+	if *straceN > 0 {
+		*limit += 5 * time.Minute
+	}
+	code := b.run(concs, *runs, *only, planned, *straceN)
 	cleanup()
 	os.Exit(code)
 }
 
-func (b *bench) run(concs []int, runs int, only string, planned time.Duration) int {
+func (b *bench) run(concs []int, runs int, only string, planned time.Duration, straceN int) int {
 	if out, err := exec.Command("go", "build", "-o", b.load, loadPkg).CombinedOutput(); err != nil {
 		logf("go build %s: %v: %s", loadPkg, err, out)
 		return 1
@@ -158,6 +166,7 @@ func (b *bench) run(concs []int, runs int, only string, planned time.Duration) i
 		name  string
 		start func() ([]*server, error)
 	}{
+		{"ceiling", func() ([]*server, error) { return startCeiling(b.env, ceilingPkg) }},
 		{"cserver", func() ([]*server, error) { return startCServer(b.env, cserverSrc) }},
 		{"tcpserver", func() ([]*server, error) { return startTCPServer(b.env) }},
 		{"xinetd", func() ([]*server, error) { return startXinetd(b.env) }},
@@ -184,6 +193,11 @@ func (b *bench) run(concs []int, runs int, only string, planned time.Duration) i
 			continue
 		}
 		for _, sv := range got {
+			if sv.direct != nil {
+				servers = append(servers, sv)
+				b.samples[sv.key] = map[int][]sample{}
+				continue
+			}
 			logf("%s: serving on %s (pid %d)", sv.key, sv.addr, sv.proc.cmd.Process.Pid)
 			// Warm up: first connections fill caches and start Postfix's processes.
 			loadgen.Run(loadgen.Config{Addr: sv.addr, Concurrency: 4, Duration: 500 * time.Millisecond,
@@ -208,7 +222,7 @@ func (b *bench) run(concs []int, runs int, only string, planned time.Duration) i
 				if b.env.reg.stopping() {
 					time.Sleep(time.Hour) // the signal handler or the time limit is ending the program
 				}
-				if s.proc.exited() {
+				if s.proc != nil && s.proc.exited() {
 					s.dead = fmt.Sprintf("exited during the runs (%s)", s.proc.cmd.ProcessState)
 				} else if err != nil {
 					s.dead = err.Error()
@@ -228,6 +242,19 @@ func (b *bench) run(concs []int, runs int, only string, planned time.Duration) i
 	}
 	time.Sleep(time.Second)
 	b.memory(servers, func(r *rssKB, kb int) { r.after = kb })
+	if straceN > 0 {
+		for _, s := range servers {
+			if s.key == "spawnd" && s.dead == "" {
+				res, err := b.syscalls(s, straceN)
+				if err != nil {
+					notes = append(notes, fmt.Sprintf("strace: %v", err))
+					logf("strace: %v", err)
+					code = 1
+				}
+				b.strace = res
+			}
+		}
+	}
 	for _, s := range servers {
 		if s.dead != "" {
 			notes = append(notes, fmt.Sprintf("%s: %s", s.key, s.dead))
@@ -256,6 +283,9 @@ func (b *bench) measure(s *server, c int) (sample, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(b.load, "-addr", s.addr, "-c", strconv.Itoa(c), "-d", b.dur.String(),
 		"-n", strconv.Itoa(b.maxConns), "-expect", `ok\n`)
+	if s.direct != nil {
+		cmd = exec.Command(s.direct[0], append(s.direct[1:], "-d", b.dur.String(), "-n", strconv.Itoa(b.maxConns))...)
+	}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	p, err := b.env.reg.start("load", cmd)
 	if err != nil {
@@ -280,12 +310,17 @@ wait:
 	for _, st := range s.daemons() {
 		ticks += st.ticks - before[st.key()] // a process new since then counts whole
 	}
-	var r loadgen.Result
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		return sample{}, fmt.Errorf("load generator: %s %s", p.cmd.ProcessState, strings.TrimSpace(stderr.String()))
+	var r struct {
+		loadgen.Result
+		CPUUS *float64 `json:"cpu_us"` // a direct measurement's own
 	}
-	sm := sample{res: r}
-	if ok := r.Conns - r.Failures; ok > 0 {
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		return sample{}, fmt.Errorf("%s: %s %s", p.name, p.cmd.ProcessState, strings.TrimSpace(stderr.String()))
+	}
+	sm := sample{res: r.Result}
+	if r.CPUUS != nil {
+		sm.cpuUS = *r.CPUUS
+	} else if ok := r.Conns - r.Failures; ok > 0 {
 		sm.cpuUS = float64(ticks) * clockTick * 1e6 / float64(ok)
 	}
 	return sm, nil

@@ -90,7 +90,7 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 	p("- %d interleaved runs of %s per server and concurrency; `/bin/echo ok` as nobody on 127.0.0.1; "+
 		"servers and load generator under `env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C`; load generator %s, a separate process",
 		runs, b.dur, runtime.Version())
-	p("- cells: median (min–max) over the runs")
+	p("- cells: median (min–max) over the runs; the machine is shared with other work, and the spread shows how much that moved the numbers")
 	for _, n := range notes {
 		p("- %s", n)
 	}
@@ -168,7 +168,7 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 		}
 		hdr(1, cols...)
 		for _, s := range servers {
-			if s.key == "spawnd" {
+			if s.key == "spawnd" || s.key == "spawnd-limits" {
 				continue
 			}
 			r := []string{s.label}
@@ -182,6 +182,35 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 			row(r...)
 		}
 		p("")
+
+		if len(b.samples["spawnd-limits"][first]) > 0 {
+			p("### spawnd with limits (command_cpu_limit, command_no_new_privileges) over without")
+			p("")
+			p("The same spawnd, two services of `/bin/echo ok`: one with `-o command_cpu_limit=60 -o command_no_new_privileges=yes`, " +
+				"whose commands run through spawnd-limits, and one without, measured in the same passes. " +
+				"Cells: the ratio of the medians, then the median (min–max) of the ratios of each run's pair (goal: at least 0.85).")
+			p("")
+			cols = []string{"conn/s"}
+			for _, c := range concs {
+				cols = append(cols, fmt.Sprintf("c=%d", c))
+			}
+			hdr(1, cols...)
+			r := []string{"with limits / without"}
+			for _, c := range concs {
+				with, without := b.values("spawnd-limits", c, connPerSec), b.values("spawnd", c, connPerSec)
+				var pairs []float64
+				for i := range min(len(with), len(without)) {
+					if without[i] > 0 {
+						pairs = append(pairs, with[i]/without[i])
+					}
+				}
+				mw, _, _ := stats(with)
+				mo, _, _ := stats(without)
+				r = append(r, fmt.Sprintf("%.2f; %s", mw/mo, cell(pairs, 2)))
+			}
+			row(r...)
+			p("")
+		}
 
 		served := 0
 		for _, c := range concs {
@@ -201,6 +230,9 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 			}
 		}
 		p("")
+	}
+	if b.strace != nil {
+		b.strace.report(p)
 	}
 	fmt.Fprint(os.Stdout, w.String())
 }

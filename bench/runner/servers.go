@@ -25,6 +25,11 @@ type server struct {
 	daemons func() []pstat // those processes, live, now
 	memory  func() []pstat // processes whose RSS is reported (spawnd only)
 	dead    string         // why it is no longer measured
+
+	// direct, for a row that is not a server (the spawn ceiling): the
+	// command that measures itself and prints a loadgen.Result with
+	// cpu_us; the runner adds -d and -n. proc and addr are unset.
+	direct []string
 }
 
 // env is what every start function needs.
@@ -315,7 +320,26 @@ postlog unix-dgram n - n - 1 postlogd
 	}, nil
 }
 
-// startSpawnd runs `spawnd serve -c DIR` with a generated configuration.
+// startCeiling builds bench/ceiling: the raw spawn ceiling, 1 and 2
+// commands in flight, measured like a server in every pass.
+func startCeiling(e *env, pkg string) ([]*server, error) {
+	exe := filepath.Join(e.tmp, "ceiling")
+	if out, err := exec.Command("go", "build", "-o", exe, pkg).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+	}
+	var out []*server
+	for _, n := range []string{"1", "2"} {
+		out = append(out, &server{key: "ceiling-" + n,
+			label:   fmt.Sprintf("raw spawn ceiling: Go ForkExec of /bin/echo ok as nobody, setsid, %s in flight (bench/ceiling)", n),
+			counted: "the program itself", daemons: func() []pstat { return nil },
+			direct: []string{exe, "-inflight", n, "-uid", e.nobody.Uid, "-gid", e.nobody.Gid}})
+	}
+	return out, nil
+}
+
+// startSpawnd runs `spawnd serve -c DIR` with a generated configuration:
+// the /bin/echo service, and the same with command_cpu_limit and
+// command_no_new_privileges (its commands run through spawnd-limits).
 func startSpawnd(e *env) ([]*server, error) {
 	exe := filepath.Join(e.bin, "spawnd")
 	for _, b := range []string{exe, filepath.Join(e.bin, "spawnd-listener")} {
@@ -335,15 +359,17 @@ func startSpawnd(e *env) ([]*server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr, hardened := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	logFile := filepath.Join(dir, "spawnd.log")
 	mainCF := fmt.Sprintf("mail_owner = %s\nqueue_directory = %s\nmaillog_file_prefixes = %s\nmaillog_file = %s\n",
 		owner, dir, dir, logFile)
-	masterCF := fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/echo ok\n", addr)
+	masterCF := fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/echo ok\n", addr) +
+		fmt.Sprintf("%s inet n n n - 0 spawnd -o command_cpu_limit=60 -o command_no_new_privileges=yes\n"+
+			"    user=nobody argv=/bin/echo ok\n", hardened)
 	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(mainCF), 0o644); err != nil {
 		return nil, err
 	}
@@ -351,7 +377,13 @@ func startSpawnd(e *env) ([]*server, error) {
 		return nil, err
 	}
 	p, err := e.launch("spawnd", addr, exec.Command(exe, "serve", "-c", dir))
+	if err == nil {
+		err = waitReady(hardened, p, 5*time.Second)
+	}
 	if err != nil {
+		if p != nil {
+			stop(p)
+		}
 		return nil, skipError(err.Error() + tail(logFile))
 	}
 	daemons := withChildren(p, "spawnd-listener")
@@ -360,5 +392,7 @@ func startSpawnd(e *env) ([]*server, error) {
 		return nil, errors.New("serving, but no spawnd-listener child found")
 	}
 	return []*server{{key: "spawnd", label: "spawnd", addr: addr, proc: p,
-		counted: "executor + listener", daemons: daemons, memory: daemons}}, nil
+		counted: "executor + listener", daemons: daemons, memory: daemons},
+		{key: "spawnd-limits", label: "spawnd, command_cpu_limit and command_no_new_privileges (spawnd-limits)", addr: hardened,
+			proc: p, counted: "executor + listener", daemons: daemons}}, nil
 }

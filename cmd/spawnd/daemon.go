@@ -85,7 +85,7 @@ func runDaemon(args []string) int {
 func daemonFatal(format string, a ...any) int {
 	fatalf(format, a...)
 	time.Sleep(time.Second)
-	if log, err := maillog.Open("", "postfix/spawnd", "mail"); err == nil {
+	if log, err := maillog.Open("", "postfix/spawnd", 2); err == nil { // 2: LOG_MAIL
 		log.Fatal(format, a...)
 	}
 	return 1

@@ -48,14 +48,14 @@
 // A service may also give its commands resource limits and
 // no_new_privileges (the command_*_limit and command_no_new_privileges
 // parameters, all off by default, as in spawn(8)). spawnd then executes
-// itself as the service's user, as spawnd limits, which sets them on
-// itself and executes the command in its place: same pid, descriptors and
-// environment. A command of such a service that cannot be executed exits
-// 127 instead of being refused, and 126 when a limit cannot be set; both
-// are logged as any exit status is. Each limit is both the soft and the
-// hard limit (the inherited hard limit where that is lower); the CPU limit
-// sends SIGXCPU, then SIGKILL a second later. The extra exec costs about
-// 3 ms per connection on a small machine (SECURITY.md).
+// spawnd-limits, a small C program installed beside it, as the service's
+// user; it sets them on itself and executes the command in its place:
+// same pid, descriptors and environment. A command of such a service that
+// cannot be executed exits 127 instead of being refused, and 126 when a
+// limit cannot be set; both are logged as any exit status is. Each limit
+// is both the soft and the hard limit (the inherited hard limit where that
+// is lower); the CPU limit sends SIGXCPU, then SIGKILL a second later. The
+// extra exec is the only cost (bench/README.md).
 //
 // With peer_environment set for a service, its commands also get
 // UCSPI-style variables describing the connection: PROTO=TCP, TCPREMOTEIP,
@@ -200,8 +200,6 @@
 //
 //   - MAIL_CONFIG: In Postfix mode, the directory holding main.cf.
 //   - LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES: Socket activation.
-//   - SPAWND_SYSLOG_SOCKET: The syslog socket to use instead of /dev/log.
-//     For tests and diagnostics, such as a private syslog daemon.
 //
 // # Configuration parameters
 //

@@ -13,11 +13,6 @@ import (
 var version = "dev"
 
 func main() {
-	// spawnd limits ... never gets here: executor's limits.c runs it
-	// before the runtime starts, unless spawnd was built without cgo.
-	if len(os.Args) > 1 && os.Args[1] == "limits" {
-		os.Exit(126)
-	}
 	// The live heap is a few hundred KiB; with the default GOGC of 100 the
 	// heap grows to the runtime's 4 MiB floor before it is collected,
 	// which showed as 4 MiB more RSS after the first few thousand

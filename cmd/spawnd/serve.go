@@ -89,8 +89,7 @@ func setup(p *policy.Policy, verbose bool) (*maillog.Logger, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	fac, _ := maillog.Facility(p.SyslogFacility)
-	flags := []string{"-i", ident, "-F", strconv.Itoa(fac)}
+	flags := []string{"-i", ident, "-F", strconv.Itoa(p.SyslogFacility)}
 	if verbose {
 		flags = append(flags, "-v")
 	}

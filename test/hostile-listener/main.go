@@ -187,8 +187,9 @@ func welcome() {
 	note("ready")
 }
 
-// wait waits for the test to create DIR/go.
+// wait notes that it waits, then waits for the test to create DIR/go.
 func wait() {
+	note("waiting")
 	for {
 		if _, err := os.Stat(filepath.Join(state, "go")); err == nil {
 			note("attack")
