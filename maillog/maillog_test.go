@@ -17,7 +17,7 @@ import (
 
 func TestFileRecords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "maillog")
-	l, err := Open(path, "postfix/spawnd", "mail")
+	l, err := Open(path, "", "postfix/spawnd", "mail")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestSyslogReconnects(t *testing.T) {
 		return string(buf[:n])
 	}
 	srv := listen()
-	l, err := Open("", "postfix/spawnd", "mail")
+	l, err := Open("", "", "postfix/spawnd", "mail")
 	if err != nil || l.Kind() != Syslog {
 		t.Fatalf("open: %v kind %v", err, l.Kind())
 	}
@@ -123,7 +123,7 @@ func TestSyslogPathFromEnvironment(t *testing.T) {
 // /dev/stderr fails there with ENXIO).
 func TestStderrSocket(t *testing.T) {
 	if os.Getenv("MAILLOG_STDERR") != "" {
-		l, err := Open("/dev/stderr", "postfix/spawnd", "mail")
+		l, err := Open("/dev/stderr", "", "postfix/spawnd", "mail")
 		if err != nil {
 			os.Stdout.WriteString(err.Error())
 			os.Exit(1)

@@ -150,9 +150,10 @@ var spawndMode struct {
 
 // spawndDaemonDir returns a daemon_directory holding Postfix's daemons and
 // freshly built spawnd and spawnd-listener, for main.cf's
-// daemon_directory. It skips the test when spawnd has no Postfix mode yet:
-// Postfix's daemon skeleton rejects an unknown option with `invalid option`,
-// and so must spawnd given a master(8) command line.
+// daemon_directory. It fails the test when spawnd's Postfix mode is
+// broken: Postfix's daemon skeleton rejects an unknown option with
+// `invalid option: Q`, and so must spawnd given a master(8) command line.
+// A regression there must not skip the Postfix suite silently.
 func spawndDaemonDir(t testing.TB) string {
 	t.Helper()
 	requirePostfix(t)
@@ -170,8 +171,8 @@ func spawndDaemonDir(t testing.TB) string {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case err := <-done:
-			if err == nil || !regexp.MustCompile(`invalid option.*Q`).Match(out.Bytes()) {
-				spawndMode.why = fmt.Sprintf("`spawnd -Q user=nobody argv=/bin/true` did not fail with `invalid option` (%v: %q)", err, out.String())
+			if err == nil || !regexp.MustCompile(`fatal: invalid option: Q`).Match(out.Bytes()) {
+				spawndMode.why = fmt.Sprintf("`spawnd -Q user=nobody argv=/bin/true` did not fail with `fatal: invalid option: Q` (%v: %q)", err, out.String())
 			}
 		case <-time.After(15 * time.Second):
 			cmd.Process.Kill()
@@ -180,7 +181,7 @@ func spawndDaemonDir(t testing.TB) string {
 		}
 	})
 	if spawndMode.why != "" {
-		t.Skip("spawnd Postfix mode not built yet: " + spawndMode.why)
+		t.Fatal("spawnd's Postfix mode is broken: " + spawndMode.why)
 	}
 	return postfixDaemonDir(t, map[string]string{
 		"spawnd":          filepath.Join(bins, "spawnd"),
