@@ -24,9 +24,9 @@ type Kind string
 
 // Destination kinds.
 const (
-	Syslog       Kind = "syslog" // unix datagram socket to /dev/log
-	SyslogStream Kind = "stream" // unix stream socket to /dev/log
-	File         Kind = "file"   // a file, /dev/stdout or /dev/stderr
+	Syslog       Kind = "syslog"  // unix datagram socket to /dev/log
+	SyslogStream Kind = "stream"  // unix stream socket to /dev/log
+	File         Kind = "file"    // a file, /dev/stdout or /dev/stderr
 	Postlog      Kind = "postlog" // unix datagram socket to postlogd(8)
 )
 
