@@ -286,7 +286,7 @@ func (f *fake) returned(d time.Duration) bool {
 	}
 }
 
-var logLine = regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: (.*)$`)
+var logLine = regexp.MustCompile(`^[A-Z][a-z]{2} [0-3]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: (.*)$`)
 
 // logLines returns the log's lines without the "date host ident[pid]: "
 // prefix, which maillog's own tests check.
@@ -784,11 +784,12 @@ func TestProtocolErrors(t *testing.T) {
 // to master(8) all its life, at its limit too, so that master(8) starts
 // no second process of the service: nothing is sent at start (a new
 // process counts as available) nor while it serves. When it has served
-// and its commands have ended (here at max_idle), TAKEN then AVAIL with
+// and its commands have ended (here at a stop), TAKEN then AVAIL with
 // the executor's pid and the generation, one use for master(8)'s count.
 func TestPostfixStatus(t *testing.T) {
 	lfd, addr := tcpListener(t)
-	f := start(t, setup{postfix: &Postfix{Pid: 4242, Generation: 0o17, MaxIdle: 300 * time.Millisecond},
+	stop := make(chan struct{})
+	f := start(t, setup{stop: stop, postfix: &Postfix{Pid: 4242, Generation: 0o17},
 		services: []svcSpec{{name: "policy", command: "/bin/p", limit: 1, fds: []int{lfd}}}})
 	f.noStatusRecord()
 	for i := range 2 {
@@ -799,6 +800,7 @@ func TestPostfixStatus(t *testing.T) {
 		f.finish(m.Seq, ipc.Message{Pid: 9})
 		c.served()
 	}
+	close(stop)
 	if err := f.wait(); err != nil {
 		t.Fatal(err)
 	}

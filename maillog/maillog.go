@@ -202,14 +202,15 @@ func (l *Logger) Fatal(format string, a ...any) {
 func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	text := prefix + fmt.Sprintf(format, a...)
 	text = strings.ReplaceAll(text, "\n", " ")
-	now := time.Now().Format(time.Stamp)
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	rec := fmt.Sprintf("%s %s %s[%d]: %s", now, l.host, l.ident, l.pid, text)
+	// Postfix's msg_logger: strftime "%b %d %H:%M:%S", day zero-padded.
+	rec := fmt.Sprintf("%s %s %s[%d]: %s", now.Format("Jan 02 15:04:05"), l.host, l.ident, l.pid, text)
 	if l.kind == File {
 		rec += "\n"
 	} else if l.kind != Postlog {
-		rec = fmt.Sprintf("<%d>%s %s[%d]: %s\n", l.facility*8+sev, now, l.ident, l.pid, text)
+		rec = fmt.Sprintf("<%d>%s %s[%d]: %s\n", l.facility*8+sev, now.Format(time.Stamp), l.ident, l.pid, text)
 	}
 	if l.write(rec) == nil || l.kind == File {
 		return

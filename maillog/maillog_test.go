@@ -25,7 +25,7 @@ func TestFileRecords(t *testing.T) {
 	l.Warning("command %s exit status %d", "/bin/false", 1)
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	re := regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: `)
+	re := regexp.MustCompile(`^[A-Z][a-z]{2} [0-3]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: `)
 	if len(lines) != 2 || !re.MatchString(lines[0]) || !strings.HasSuffix(lines[0], ": connect from x") ||
 		!strings.HasSuffix(lines[1], ": warning: command /bin/false exit status 1") {
 		t.Fatalf("records:\n%s", b)
