@@ -83,7 +83,7 @@ func Open(maillogFile, postlog, ident, facility string) (*Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fd, err := dialPostlog(postlog); err == nil {
+	if fd, _, err := dialPostlog(postlog); err == nil {
 		l := New(fd, Postlog, ident, fac)
 		l.path = postlog
 		return l, nil
@@ -146,22 +146,14 @@ func (l *Logger) SetPid(pid int) { l.pid = pid }
 
 // dialPostlog connects to postlogd(8)'s socket at path without following
 // a symbolic link: public/ is mail_owner's to change.
-func dialPostlog(path string) (int, error) {
-	if path == "" {
-		return -1, unix.ENOENT
-	}
+func dialPostlog(path string) (int, Kind, error) {
 	at, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
 	if err != nil {
-		return -1, err
+		return -1, Postlog, err
 	}
 	defer unix.Close(at)
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err == nil {
-		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(at)}); err != nil {
-			unix.Close(fd)
-		}
-	}
-	return fd, err
+	fd, _, err := dialSyslog("/proc/self/fd/" + strconv.Itoa(at))
+	return fd, Postlog, err
 }
 
 func dialSyslog(path string) (int, Kind, error) {
@@ -216,13 +208,11 @@ func (l *Logger) log(sev int, prefix, format string, a ...any) {
 		return
 	}
 	// The syslog daemon or postlogd restarted: connect again, once, and retry.
-	fd, kind, err := -1, l.kind, error(nil)
-	if kind == Postlog {
-		fd, err = dialPostlog(l.path)
-	} else {
-		fd, kind, err = dialSyslog(l.path)
+	dial := dialSyslog
+	if l.kind == Postlog {
+		dial = dialPostlog
 	}
-	if err == nil {
+	if fd, kind, err := dial(l.path); err == nil {
 		unix.Close(l.fd)
 		l.fd, l.kind = fd, kind
 		l.write(rec)

@@ -87,17 +87,17 @@ func ParseDaemonArgs(args []string) (*DaemonArgs, error) {
 	return a, nil
 }
 
-// maxproc returns the maxproc column of the last entry of master.cf (as
-// master(8), the last wins) with this service name and type, or "" when
-// there is none: master(8) passes -l for 1 and -z for 0, nothing else.
-func (l *loader) maxproc(file, name, typ string) string {
-	text, err := os.ReadFile(file)
-	if err != nil {
-		l.add(Error{}, "%v", err)
+// maxproc returns the service's maxproc: 1 with -l, 0 with -z, else the
+// column of the last entry of master.cf (as in master(8), the last wins)
+// with its name and type, or "" when there is none.
+func (l *loader) maxproc(pos Error, a *DaemonArgs) string {
+	if a.Alone || a.Unlimited {
+		return map[bool]string{true: "1", false: "0"}[a.Alone]
 	}
+	text, _ := os.ReadFile(pos.File)
 	v := ""
-	for _, ln := range l.logical(file, string(text)) {
-		if w, err := words(ln.s, spaces); err == nil && len(w) > 7 && w[0] == name && w[1] == typ {
+	for _, ln := range l.logical(pos.File, string(text)) {
+		if w, err := words(ln.s, spaces); err == nil && len(w) > 7 && w[0] == pos.Service && w[1] == a.Transport {
 			v = w[6]
 		}
 	}

@@ -238,29 +238,17 @@ func loadDaemon(dir string, a *DaemonArgs, env []string, acct accounts) (*Policy
 	}
 	c := l.mainCF(dir, true).with(all, pos)
 	p := l.global(c, dir)
-	switch a.Transport {
-	case Unix, Inet:
-	case "":
-		l.add(pos, "no transport type specified")
-	case Pass:
-		l.add(pos, "transport type pass is not supported: spawnd does not receive passed connections")
-	default:
-		l.add(pos, "unsupported transport type: %s", a.Transport)
-	}
+	l.checks(pos, check{a.Transport == "", "no transport type specified"},
+		check{a.Transport == Pass, "transport type pass is not supported: spawnd does not receive passed connections"},
+		check{!slices.Contains([]string{"", Pass, Unix, Inet}, a.Transport), "unsupported transport type: " + a.Transport})
 	s := l.service(c, p, pos, a.Attrs, over)
 	s.Endpoint = Endpoint{Type: a.Transport}
-	switch max := ""; {
-	case a.Alone:
-		s.ProcessLimit = 1
-	case a.Unlimited:
-	case a.Transport == Unix || a.Transport == Inet:
-		max = l.maxproc(pos.File, pos.Service, a.Transport)
-		n, err := strconv.Atoi(max)
-		if s.ProcessLimit = n; max == "-" {
-			s.ProcessLimit = p.defaultLimit
-		} else if err != nil || !digits(max) {
-			l.add(pos, "no %s entry of this service with a maxproc in master.cf (changed since postfix reload?)", a.Transport)
-		}
+	max := l.maxproc(pos, a)
+	n, err := strconv.Atoi(max)
+	if s.ProcessLimit = n; max == "-" {
+		s.ProcessLimit = p.defaultLimit
+	} else if err != nil || !digits(max) {
+		l.add(pos, "no %s entry of this service with a maxproc in master.cf (changed since postfix reload?)", a.Transport)
 	}
 	return l.result(p, s)
 }
