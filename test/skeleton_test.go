@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,5 +190,63 @@ dbg unix - n n - 0 spawnd -D -V user=nobody argv=/bin/echo ok
 	}
 	if _, ok := p.waitLog(`postfix/spawnd\[\d+\]: warning: -D or MAIL_DEBUG: spawnd runs no debugger_command`, 10*time.Second); !ok {
 		t.Errorf("no warning for -D")
+	}
+}
+
+// TestSpawndMailVerbose: MAIL_VERBOSE in spawnd's environment (master(8)
+// passes it on when import_environment lets it) makes spawnd verbose, as
+// -v does and as it makes the skeleton: one info line per connection.
+// The test plays master(8): status channel on fd 5, a listening socket on
+// fd 6; closing its end of the channel ends spawnd.
+func TestSpawndMailVerbose(t *testing.T) {
+	requireRoot(t)
+	dir := tempDir(t)
+	os.WriteFile(filepath.Join(dir, "main.cf"), []byte("mail_owner = "+mailOwner()+"\nqueue_directory = "+dir+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "master.cf"), []byte("echo unix - n n - 2 spawnd user=nobody argv=/bin/echo ok\n"), 0o644)
+	sock := filepath.Join(dir, "echo")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	os.Chmod(sock, 0o666)
+	lf, _ := ln.(*net.UnixListener).File()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, child := os.NewFile(uintptr(pair[0]), "master"), os.NewFile(uintptr(pair[1]), "status")
+	defer master.Close()
+	null, _ := os.Open(os.DevNull)
+	defer null.Close()
+	cmd := exec.Command(filepath.Join(bin(t), "spawnd"), "-n", "echo", "-t", "unix", "user=nobody", "argv=/bin/echo", "ok")
+	cmd.Env = []string{"MAIL_CONFIG=" + dir, "MAIL_VERBOSE=", "GENERATION=7"}
+	cmd.ExtraFiles = []*os.File{null, null, child, lf} // fds 3, 4 (flow pipe), 5, 6
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child.Close()
+	lf.Close()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() {
+		master.Close()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("spawnd still running 20s after master(8) went away")
+		}
+	}()
+	if got, err := Talk("unix", sock, "", 20*time.Second); err != nil || got != "ok\n" {
+		t.Fatalf("echo: %q, %v\n%s", got, err, out.String())
+	}
+	re := regexp.MustCompile(`postfix/spawnd\[` + strconv.Itoa(cmd.Process.Pid) + `\]: service=echo peer=unix pid=\d+ status=exit 0 `)
+	for deadline := time.Now().Add(10 * time.Second); !re.MatchString(out.String()); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no per-connection info line with MAIL_VERBOSE; spawnd printed:\n%s", out.String())
+		}
 	}
 }
