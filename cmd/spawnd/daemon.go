@@ -86,7 +86,7 @@ func daemonFatal(p *policy.Policy, format string, a ...any) int {
 	time.Sleep(time.Second)
 	ident, to := cmp.Or(os.Getenv("MAIL_LOGTAG"), "postfix"), os.Getenv("POSTLOG_SERVICE")
 	if p != nil {
-		ident, to = p.SyslogName, postlog(p)
+		ident, to = p.SyslogName, cmp.Or(postlog(p), to) // main.cf unread: as before it
 	}
 	if log, err := maillog.Open("", to, ident+"/spawnd", "mail"); err == nil {
 		log.Fatal(format, a...)
