@@ -253,7 +253,7 @@ func TestBinaryUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"-x"}, "flag provided but not defined: -x"},
-		{[]string{"-L", "tcp"}, "-L tcp: want syslog, stream or file"},
+		{[]string{"-L", "tcp"}, "-L tcp: want syslog, stream, file or postlog"},
 		{[]string{"-u", "3"}, "-P, -g, -u and -t need -p"},
 		{[]string{"-p"}, "-P 0: want the pid master(8) forked"},
 		{[]string{"extra"}, `unexpected argument "extra"`},

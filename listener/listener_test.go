@@ -286,7 +286,7 @@ func (f *fake) returned(d time.Duration) bool {
 	}
 }
 
-var logLine = regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: (.*)$`)
+var logLine = regexp.MustCompile(`^[A-Z][a-z]{2} [0-3]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: (.*)$`)
 
 // logLines returns the log's lines without the "date host ident[pid]: "
 // prefix, which maillog's own tests check.
@@ -780,25 +780,59 @@ func TestProtocolErrors(t *testing.T) {
 	}
 }
 
-// Postfix mode, process limit 1: nothing is sent at start (a new process
-// counts as available), TAKEN with the executor's pid and the generation
-// once the one slot is taken, AVAIL when its result frees it.
+// Postfix mode, process limit (maxproc) 1: the process stays available
+// to master(8) all its life, at its limit too, so that master(8) starts
+// no second process of the service: nothing is sent at start (a new
+// process counts as available) nor while it serves. When it has served
+// and its commands have ended (here at a stop), TAKEN then AVAIL with
+// the executor's pid and the generation, one use for master(8)'s count.
 func TestPostfixStatus(t *testing.T) {
 	lfd, addr := tcpListener(t)
-	f := start(t, setup{postfix: &Postfix{Pid: 4242, Generation: 0o17},
+	stop := make(chan struct{})
+	f := start(t, setup{stop: stop, postfix: &Postfix{Pid: 4242, Generation: 0o17},
 		services: []svcSpec{{name: "policy", command: "/bin/p", limit: 1, fds: []int{lfd}}}})
 	f.noStatusRecord()
 	for i := range 2 {
 		c := dial(t, "tcp", addr, strconv.Itoa(i))
 		m := f.run()
-		if pid, gen, avail := f.statusRecord(); pid != 4242 || gen != 15 || avail != 0 {
-			t.Fatalf("after accept: pid %d gen %d status %d, want 4242 15 0 (TAKEN)", pid, gen, avail)
-		}
+		f.noStatusRecord()
 		f.serve(m.Seq)
 		f.finish(m.Seq, ipc.Message{Pid: 9})
 		c.served()
-		if pid, gen, avail := f.statusRecord(); pid != 4242 || gen != 15 || avail != 1 {
-			t.Fatalf("after the result: pid %d gen %d status %d, want 4242 15 1 (AVAIL)", pid, gen, avail)
+	}
+	close(stop)
+	if err := f.wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int32{0, 1} {
+		if pid, gen, avail := f.statusRecord(); pid != 4242 || gen != 15 || avail != want {
+			t.Fatalf("at exit: pid %d gen %d status %d, want 4242 15 %d", pid, gen, avail, want)
+		}
+	}
+	f.noStatusRecord()
+}
+
+// A bounded process that reaches max_use serves on until nothing is in
+// flight, rather than stop accepting and keep master(8) from starting
+// another process while its slowest command runs; still within its limit.
+func TestMaxUseBounded(t *testing.T) {
+	lfd, addr := tcpListener(t)
+	f := start(t, setup{postfix: &Postfix{Pid: 1, Generation: 1, MaxUse: 2},
+		services: []svcSpec{{name: "policy", command: "/bin/p", limit: 2, fds: []int{lfd}}}})
+	for i := range 3 {
+		dial(t, "tcp", addr, strconv.Itoa(i))
+	}
+	a, b := f.run(), f.run()
+	f.finish(a.Seq, ipc.Message{Pid: 2})
+	c := f.run() // the third, after max_use, while b runs
+	f.finish(b.Seq, ipc.Message{Pid: 3})
+	f.finish(c.Seq, ipc.Message{Pid: 4})
+	if err := f.wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int32{0, 1} {
+		if _, _, avail := f.statusRecord(); avail != want {
+			t.Fatalf("at exit: status %d, want %d", avail, want)
 		}
 	}
 }
@@ -831,7 +865,6 @@ func TestMasterGone(t *testing.T) {
 		services: []svcSpec{{name: "policy", command: "/bin/p", limit: 1, fds: []int{lfd}}}})
 	dial(t, "tcp", addr, "1")
 	m := f.run()
-	f.statusRecord() // TAKEN
 	dial(t, "tcp", addr, "2")
 	unix.Close(f.status)
 	f.status = -1
@@ -856,9 +889,10 @@ func TestMasterGoneIdle(t *testing.T) {
 	}
 }
 
-// After max_use connections the listener reports TAKEN (so that master(8)
-// starts another process), accepts no more, and returns once the results
-// are in; the third connection stays in the backlog for the next process.
+// After max_use connections a process with maxproc 0 reports TAKEN (so
+// that master(8) starts another process), accepts no more, and returns
+// once the results are in, reporting AVAIL (a use, for master(8)'s
+// count); the third connection stays in the backlog for the next process.
 func TestMaxUse(t *testing.T) {
 	lfd, addr := tcpListener(t)
 	f := start(t, setup{postfix: &Postfix{Pid: 1, Generation: 1, MaxUse: 2},
@@ -880,6 +914,9 @@ func TestMaxUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	inBacklog(t, lfd)
+	if _, _, avail := f.statusRecord(); avail != 1 {
+		t.Fatalf("at exit: status %d, want 1 (AVAIL)", avail)
+	}
 	f.noStatusRecord()
 }
 
@@ -913,8 +950,9 @@ func TestMaxIdleFromStart(t *testing.T) {
 	}
 }
 
-// A stop (SIGTERM in the binary) in Postfix mode: TAKEN at once, nothing
-// more accepted, the result of the command in flight logged, then nil.
+// A stop (SIGTERM in the binary) in Postfix mode: nothing more accepted,
+// the result of the command in flight logged, then TAKEN and AVAIL (a
+// bounded process says TAKEN only once nothing runs) and nil.
 func TestStopPostfix(t *testing.T) {
 	lfd, addr := tcpListener(t)
 	stop := make(chan struct{})
@@ -923,15 +961,18 @@ func TestStopPostfix(t *testing.T) {
 	c := dial(t, "tcp", addr, "1")
 	m := f.run()
 	close(stop)
-	if _, _, avail := f.statusRecord(); avail != 0 {
-		t.Fatalf("after stop: status %d, want 0 (TAKEN)", avail)
-	}
 	dial(t, "tcp", addr, "2")
 	f.serve(m.Seq)
+	f.noStatusRecord()
 	f.finish(m.Seq, ipc.Message{Pid: 5, Signal: 15})
 	c.served()
 	if err := f.wait(); err != nil {
 		t.Fatal(err)
+	}
+	for _, want := range []int32{0, 1} {
+		if _, _, avail := f.statusRecord(); avail != want {
+			t.Fatalf("at exit: status %d, want %d", avail, want)
+		}
 	}
 	inBacklog(t, lfd)
 	if got := f.logLines(); len(got) != 1 || got[0] != "warning: command /bin/p killed by signal 15" {

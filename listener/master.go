@@ -39,24 +39,65 @@ func (l *listener) reconcile() error {
 }
 
 // notify tells master(8) whether this process can take another
-// connection: TAKEN when no service may (every one at its limit, the cap
-// reached, or stopping, so that master(8) starts another process rather
-// than wait for this one), AVAIL otherwise. Only changes are sent: a new
-// process counts as available, and master(8) ignores repeats anyway.
+// connection, and so whether master(8) should start another process of
+// the service. Only changes are sent: a new process counts as available,
+// and master(8) ignores repeats anyway.
+//
+// A service with a maxproc (bounded) stays AVAIL all its life, at its
+// limit too: master(8) starts another process of a service only while
+// none is available (master_avail.c), so it starts no second spawnd, and
+// the service's commands at once stay within maxproc however master(8)
+// would schedule processes; connections beyond wait in the backlog. With
+// maxproc 0 the process says TAKEN when it cannot take more (the cap
+// reached, or stopping), so that master(8) starts another rather than
+// wait for it.
 func (l *listener) notify() {
 	if l.pf == nil || l.masterGone {
 		return
 	}
-	taken := true
+	taken := !l.bounded()
 	for _, svc := range l.svcs {
 		if l.may(svc) {
 			taken = false
 			break
 		}
 	}
-	if taken == l.taken {
+	if taken != l.taken {
+		l.status(taken)
+	}
+}
+
+// bounded reports whether a service has a maxproc: under master(8) there
+// is one service.
+func (l *listener) bounded() bool {
+	for _, svc := range l.svcs {
+		if svc.limit > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// served tells master(8), when the process has served and its commands
+// have all ended, TAKEN then AVAIL: master(8) counts a use at each such
+// pair and takes a process that exits non-zero without one for a "bad
+// command startup", throttling the service. A bounded process sends it
+// only now, with nothing running, as a second process of the service may
+// start the moment master(8) reads TAKEN.
+func (l *listener) served() {
+	if l.pf == nil || l.masterGone || l.used == 0 {
 		return
 	}
+	if !l.taken {
+		l.status(true)
+	}
+	if l.taken {
+		l.status(false)
+	}
+}
+
+// status writes one status record to master(8).
+func (l *listener) status(taken bool) {
 	var b [12]byte
 	binary.NativeEndian.PutUint32(b[0:], uint32(l.pf.Pid))
 	binary.NativeEndian.PutUint32(b[4:], l.pf.Generation)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +58,9 @@ func (l *listener) result() error {
 	if l.inflight == 0 && l.pf != nil && l.pf.MaxIdle > 0 {
 		l.idleSince = time.Now()
 	}
+	if l.inflight == 0 && l.retire {
+		l.stop("use limit reached")
+	}
 	l.logResult(svc, m, &p)
 	return nil
 }
@@ -65,6 +69,17 @@ func (l *listener) result() error {
 // line for every connection.
 func (l *listener) logResult(svc *service, m *ipc.Message, p *pending) {
 	switch {
+	case m.Kind == ipc.KindRefused && strings.HasPrefix(m.Reason, "execvp "):
+		// A command that cannot be executed: spawn(8)'s child logs
+		// "fatal: spawn_comand: execvp PATH: %m" and exits 1, and spawn(8)
+		// logs its exit status, the line tools count.
+		// %m is strerror's, capitalised.
+		r := m.Reason
+		if i := strings.LastIndex(r, ": ") + 2; i > 1 && i < len(r) {
+			r = r[:i] + strings.ToUpper(r[i:i+1]) + r[i+1:]
+		}
+		l.log.Warning("command %s: %s", svc.command, r)
+		l.log.Warning("command %s exit status 1", svc.command)
 	case m.Kind == ipc.KindRefused:
 		l.log.Warning("command %s: %s", svc.command, m.Reason)
 	case m.Timeout:

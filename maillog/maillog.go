@@ -1,14 +1,17 @@
 // Package maillog writes log records the way Postfix daemons do: one line
 // per event, "warning: ", "error: ", "fatal: " and "panic: " prefixes,
 // info lines bare, to syslog as $syslog_name/spawnd[pid], or to a
-// maillog_file as "Mon DD HH:MM:SS host ident[pid]: text". Both binaries
-// use it; the executor opens the destination and hands the listener the
-// open descriptor.
+// maillog_file as "Mon DD HH:MM:SS host ident[pid]: text", or under
+// master(8) as datagrams of that shape to postlogd(8), as Postfix's
+// msg_logger does. Both binaries use it; the executor opens the
+// destination and hands the listener the open descriptor.
 package maillog
 
 import (
+	"cmp"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,9 +24,10 @@ type Kind string
 
 // Destination kinds.
 const (
-	Syslog       Kind = "syslog" // unix datagram socket to /dev/log
-	SyslogStream Kind = "stream" // unix stream socket to /dev/log
-	File         Kind = "file"   // a file, /dev/stdout or /dev/stderr
+	Syslog       Kind = "syslog"  // unix datagram socket to /dev/log
+	SyslogStream Kind = "stream"  // unix stream socket to /dev/log
+	File         Kind = "file"    // a file, /dev/stdout or /dev/stderr
+	Postlog      Kind = "postlog" // unix datagram socket to postlogd(8)
 )
 
 // syslogPath is where the local syslog daemon listens (a variable for
@@ -50,12 +54,21 @@ type Logger struct {
 	path     string // the syslog socket to dial again when a write fails
 }
 
-// Open opens the destination the executor's parameters name: the file
-// maillog_file when set, else the syslog socket, else (no syslog daemon)
+// Open opens the destination the executor's parameters name: postlogd(8)
+// at the socket postlog when it is not empty (Postfix mode with a
+// maillog_file: POSTLOG_SERVICE), else the file maillog_file when set,
+// else the syslog socket, else (no syslog daemon, or no postlogd)
 // standard error, so that no message is lost. The descriptor is
-// close-on-exec. facility is syslog(3)'s number (policy checks
+// close-on-exec. fac is syslog(3)'s facility number (policy checks
 // syslog_facility's name).
-func Open(maillogFile, ident string, fac int) (*Logger, error) {
+func Open(maillogFile, postlog, ident string, fac int) (*Logger, error) {
+	if fd, _, err := dialPostlog(postlog); err == nil {
+		l := New(fd, Postlog, ident, fac)
+		l.path = postlog
+		return l, nil
+	} else if postlog != "" {
+		maillogFile = "" // not the file itself, in Postfix mode
+	}
 	if maillogFile != "" {
 		fd, err := -1, error(nil)
 		// /dev/stdout and /dev/stderr are taken as the descriptors: under
@@ -84,12 +97,16 @@ func Open(maillogFile, ident string, fac int) (*Logger, error) {
 // A syslog socket is dialled again, when a write fails, at the address it
 // is connected to (the process that inherited it need not know the path),
 // else at syslogPath.
+// The host field of file and postlog records is the first label of
+// POSTLOG_HOSTNAME (master(8) sets it to myhostname), else of the kernel's
+// host name.
 func New(fd int, kind Kind, ident string, facility int) *Logger {
 	host, _ := os.Hostname()
-	host, _, _ = strings.Cut(host, ".")
+	host, _, _ = strings.Cut(cmp.Or(os.Getenv("POSTLOG_HOSTNAME"), host), ".")
 	path := syslogPath
 	if sa, err := unix.Getpeername(fd); err == nil {
-		if u, ok := sa.(*unix.SockaddrUnix); ok && strings.HasPrefix(u.Name, "/") {
+		// postlogd's is relative to queue_directory, the cwd of both.
+		if u, ok := sa.(*unix.SockaddrUnix); ok && (strings.HasPrefix(u.Name, "/") || kind == Postlog) {
 			path = u.Name
 		}
 	}
@@ -101,6 +118,22 @@ func (l *Logger) Fd() int { return l.fd }
 
 // Kind returns the kind of the descriptor.
 func (l *Logger) Kind() Kind { return l.kind }
+
+// SetPid makes the records carry pid: under master(8) the listener logs
+// as the executor, the process master(8) knows.
+func (l *Logger) SetPid(pid int) { l.pid = pid }
+
+// dialPostlog connects to postlogd(8)'s socket at path without following
+// a symbolic link: public/ is mail_owner's to change.
+func dialPostlog(path string) (int, Kind, error) {
+	at, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+	if err != nil {
+		return -1, Postlog, err
+	}
+	defer unix.Close(at)
+	fd, _, err := dialSyslog("/proc/self/fd/" + strconv.Itoa(at))
+	return fd, Postlog, err
+}
 
 //tcb:request-path
 func dialSyslog(path string) (int, Kind, error) {
@@ -148,22 +181,28 @@ func (l *Logger) Fatal(format string, a ...any) {
 func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	text := prefix + fmt.Sprintf(format, a...)
 	text = strings.ReplaceAll(text, "\n", " ")
-	now := time.Now().Format(time.Stamp)
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var rec string
+	// Postfix's msg_logger: strftime "%b %d %H:%M:%S", day zero-padded.
+	rec := fmt.Sprintf("%s %s %s[%d]: %s", now.Format("Jan 02 15:04:05"), l.host, l.ident, l.pid, text)
 	if l.kind == File {
-		rec = fmt.Sprintf("%s %s %s[%d]: %s\n", now, l.host, l.ident, l.pid, text)
-	} else {
-		rec = fmt.Sprintf("<%d>%s %s[%d]: %s\n", l.facility*8+sev, now, l.ident, l.pid, text)
+		rec += "\n"
+	} else if l.kind != Postlog {
+		rec = fmt.Sprintf("<%d>%s %s[%d]: %s\n", l.facility*8+sev, now.Format(time.Stamp), l.ident, l.pid, text)
 	}
-	if l.write(rec) != nil && l.kind != File {
-		// The syslog daemon restarted: connect again, once, and retry.
-		if fd, kind, err := dialSyslog(l.path); err == nil {
-			unix.Close(l.fd)
-			l.fd, l.kind = fd, kind
-			l.write(rec)
-		}
+	if l.write(rec) == nil || l.kind == File {
+		return
+	}
+	// The syslog daemon or postlogd restarted: connect again, once, and retry.
+	dial := dialSyslog
+	if l.kind == Postlog {
+		dial = dialPostlog
+	}
+	if fd, kind, err := dial(l.path); err == nil {
+		unix.Close(l.fd)
+		l.fd, l.kind = fd, kind
+		l.write(rec)
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 
 func TestFileRecords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "maillog")
-	l, err := Open(path, "postfix/spawnd", 2)
+	l, err := Open(path, "", "postfix/spawnd", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestFileRecords(t *testing.T) {
 	l.Warning("command %s exit status %d", "/bin/false", 1)
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	re := regexp.MustCompile(`^[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: `)
+	re := regexp.MustCompile(`^[A-Z][a-z]{2} [0-3]\d \d\d:\d\d:\d\d \S+ postfix/spawnd\[\d+\]: `)
 	if len(lines) != 2 || !re.MatchString(lines[0]) || !strings.HasSuffix(lines[0], ": connect from x") ||
 		!strings.HasSuffix(lines[1], ": warning: command /bin/false exit status 1") {
 		t.Fatalf("records:\n%s", b)
@@ -52,7 +52,7 @@ func TestSyslogReconnects(t *testing.T) {
 		return string(buf[:n])
 	}
 	srv := listen()
-	l, err := Open("", "postfix/spawnd", 2)
+	l, err := Open("", "", "postfix/spawnd", 2)
 	if err != nil || l.Kind() != Syslog {
 		t.Fatalf("open: %v kind %v", err, l.Kind())
 	}
@@ -108,7 +108,7 @@ func TestInheritedSyslogRedials(t *testing.T) {
 // /dev/stderr fails there with ENXIO).
 func TestStderrSocket(t *testing.T) {
 	if os.Getenv("MAILLOG_STDERR") != "" {
-		l, err := Open("/dev/stderr", "postfix/spawnd", 2)
+		l, err := Open("/dev/stderr", "", "postfix/spawnd", 2)
 		if err != nil {
 			os.Stdout.WriteString(err.Error())
 			os.Exit(1)
@@ -134,5 +134,59 @@ func TestStderrSocket(t *testing.T) {
 	b, _ := io.ReadAll(journal)
 	if !strings.HasSuffix(string(b), "postfix/spawnd["+strconv.Itoa(cmd.Process.Pid)+"]: warning: to the journal\n") {
 		t.Fatalf("the socket got %q", b)
+	}
+}
+
+// Postfix mode with maillog_file: records go to postlogd(8)'s datagram
+// socket in msg_logger's shape (no newline, day zero-padded, host the
+// first label of POSTLOG_HOSTNAME, the pid set), and again after
+// postlogd restarted; a socket path with a symbolic link is not
+// followed, and the file itself is never opened.
+func TestPostlog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "postlog")
+	listen := func() *net.UnixConn {
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	srv := listen()
+	t.Setenv("POSTLOG_HOSTNAME", "mail.example.test")
+	file := filepath.Join(dir, "maillog")
+	l, err := Open(file, path, "postfix/spawnd", 2)
+	if err != nil || l.Kind() != Postlog {
+		t.Fatalf("open: %v kind %v", err, l.Kind())
+	}
+	l.SetPid(4242)
+	read := func() string {
+		srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1024)
+		n, err := srv.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	re := regexp.MustCompile(`^[A-Z][a-z]{2} [0-3]\d \d\d:\d\d:\d\d mail postfix/spawnd\[4242\]: warning: first$`)
+	l.Warning("first")
+	if got := read(); !re.MatchString(got) {
+		t.Errorf("record %q", got)
+	}
+	srv.Close()
+	os.Remove(path)
+	srv = listen()
+	l.Info("second")
+	if got := read(); !strings.HasSuffix(got, "mail postfix/spawnd[4242]: second") {
+		t.Errorf("after a restart: %q", got)
+	}
+	if _, err := os.Stat(file); err == nil {
+		t.Errorf("the maillog_file was created")
+	}
+	link := filepath.Join(dir, "link")
+	os.Symlink(path, link)
+	if _, _, err := dialPostlog(link); err != unix.ELOOP {
+		t.Errorf("dial through a symbolic link: %v, want ELOOP", err)
 	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -26,14 +27,15 @@ type DaemonArgs struct {
 	Attrs        []string // the words after the options: user=..., argv=...
 
 	Retire    string // -r: retirement time (spawn(8) does not use it)
-	DebugSelf bool   // -D: run debugger_command (ignored)
-	Single    bool   // -S: serve one client on stdin (ignored)
-	Stderr    bool   // -V: also log to stderr (ignored)
+	DebugSelf bool   // -D: run debugger_command (spawnd warns and does not)
+	Single    bool   // -S: serve one client on stdin (refused)
+	Stderr    bool   // -V: also log to stderr (start-up fatals always are)
 }
 
 // ParseDaemonArgs parses args, the command line without the program name.
-// An unknown option, a missing option argument, or a bad -o, -r or -s
-// value is an error that names it.
+// An unknown option, a missing option argument (both "invalid option: X",
+// as the skeleton's getopt says), or a bad -o, -r or -s value is an error
+// that names it.
 func ParseDaemonArgs(args []string) (*DaemonArgs, error) {
 	a := &DaemonArgs{Sockets: 1}
 	flags := map[byte]*bool{'c': &a.Chroot, 'd': &a.Debug, 'D': &a.DebugSelf, 'l': &a.Alone,
@@ -54,11 +56,11 @@ func ParseDaemonArgs(args []string) (*DaemonArgs, error) {
 				*flags[c] = true
 				continue
 			} else if strings.IndexByte("imnorst", c) < 0 {
-				return nil, fmt.Errorf("invalid option: -%c", c)
+				return nil, fmt.Errorf("invalid option: %c", c)
 			}
 			if val == "" {
 				if i++; i == len(args) {
-					return nil, fmt.Errorf("option -%c requires an argument", c)
+					return nil, fmt.Errorf("invalid option: %c (it takes an argument)", c)
 				}
 				val = args[i]
 			}
@@ -83,4 +85,21 @@ func ParseDaemonArgs(args []string) (*DaemonArgs, error) {
 	}
 	a.Attrs = args[i:]
 	return a, nil
+}
+
+// maxproc returns the service's maxproc: 1 with -l, 0 with -z, else the
+// column of the last entry of master.cf (as in master(8), the last wins)
+// with its name and type, or "" when there is none.
+func (l *loader) maxproc(pos Error, a *DaemonArgs) string {
+	if a.Alone || a.Unlimited {
+		return map[bool]string{true: "1", false: "0"}[a.Alone]
+	}
+	text, _ := os.ReadFile(pos.File)
+	v := ""
+	for _, ln := range l.logical(pos.File, string(text)) {
+		if w, err := words(ln.s, spaces); err == nil && len(w) > 7 && w[0] == pos.Service && w[1] == a.Transport {
+			v = w[6]
+		}
+	}
+	return v
 }

@@ -216,8 +216,10 @@ func load(dir string, env []string, acct accounts) (*Policy, error) {
 // started spawnd for: main.cf from configDir (required, as for Postfix),
 // overrides and attributes from the command line a, the service named by
 // -n or else by the program's base name. master(8) owns the socket: the
-// endpoint has only its type. The concurrency limit is 1 with -l (maxproc
-// 1), 0 with -z (maxproc 0), else default_process_limit.
+// endpoint has only its type. The concurrency limit is the service's
+// maxproc: 1 with -l, 0 with -z, else the column of its entry in
+// configDir/master.cf (the file master(8) read), "-" meaning
+// default_process_limit.
 func LoadDaemon(configDir string, a *DaemonArgs, env []string) (*Policy, error) {
 	return loadDaemon(configDir, a, env, osAccounts{})
 }
@@ -234,15 +236,17 @@ func loadDaemon(dir string, a *DaemonArgs, env []string, acct accounts) (*Policy
 	}
 	c := l.mainCF(dir, true).with(all, pos)
 	p := l.global(c)
-	if a.Transport != Unix && a.Transport != Inet && a.Transport != Pass {
-		l.add(pos, "unsupported transport type: %q", a.Transport)
-	}
+	l.checks(pos, check{a.Transport == "", "no transport type specified"},
+		check{a.Transport == Pass, "transport type pass is not supported: spawnd does not receive passed connections"},
+		check{!slices.Contains([]string{"", Pass, Unix, Inet}, a.Transport), "unsupported transport type: " + a.Transport})
 	s := l.service(c, p, pos, a.Attrs, over)
-	s.Endpoint, s.ProcessLimit = Endpoint{Type: a.Transport}, p.defaultLimit
-	if a.Alone {
-		s.ProcessLimit = 1
-	} else if a.Unlimited {
-		s.ProcessLimit = 0
+	s.Endpoint = Endpoint{Type: a.Transport}
+	max := l.maxproc(pos, a)
+	n, err := strconv.Atoi(max)
+	if s.ProcessLimit = n; max == "-" {
+		s.ProcessLimit = p.defaultLimit
+	} else if err != nil || !digits(max) {
+		l.add(pos, "no %s entry of this service with a maxproc in master.cf (changed since postfix reload?)", a.Transport)
 	}
 	return l.result(p, s)
 }
@@ -251,7 +255,8 @@ func loadDaemon(dir string, a *DaemonArgs, env []string, acct accounts) (*Policy
 // name=value overrides.
 func (l *loader) overrides(pos Error, a *DaemonArgs) map[string]string {
 	l.checks(pos, check{a.Unprivileged, "requires privileged operation: the unprivileged column must be n"},
-		check{a.Chroot, "chroot is not supported: the chroot column must be n"})
+		check{a.Chroot, "chroot is not supported: the chroot column must be n"},
+		check{a.Single, "-S (one client on standard input) is not supported"})
 	over := map[string]string{}
 	for _, o := range a.Overrides {
 		if k, v, msg := splitNameVal(o); msg != "" {

@@ -192,8 +192,8 @@ func TestServiceErrors(t *testing.T) {
 			"bad wakeup":              {at + `field "wakeup_time": bad value: "soon"`},
 			"bad maxproc":             {at + `field "max_proc": bad value: "-1"`},
 			"huge maxproc":            {at + `field "max_proc": bad value: "99999999999999999999"`},
-			"unknown option":          {at + "invalid option: -x"},
-			"option without argument": {at + "option -o requires an argument"},
+			"unknown option":          {at + "invalid option: x"},
+			"option without argument": {at + "invalid option: o (it takes an argument)"},
 			"bad -o":                  {at + `invalid "-o novalue" option value: missing '=' after attribute name`},
 			"bad -o time":             {at + "parameter p_time_limit: bad time value or unit: soon"},
 			"bad peer_environment":    {at + "bad boolean configuration: peer_environment = maybe"},
@@ -609,10 +609,10 @@ func TestParseDaemonArgs(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ args, err string }{
-		{"-Q user=nobody", "invalid option: -Q"},
-		{"-vq", "invalid option: -q"},
-		{"-n", "option -n requires an argument"},
-		{"-t unix -o", "option -o requires an argument"},
+		{"-Q user=nobody", "invalid option: Q"},
+		{"-vq", "invalid option: q"},
+		{"-n", "invalid option: n (it takes an argument)"},
+		{"-t unix -o", "invalid option: o (it takes an argument)"},
 		{"-s 0", "invalid socket_count: 0"},
 		{"-s x", "invalid socket_count: x"},
 		{"-r -1", "invalid retirement time: -1"},
@@ -628,7 +628,14 @@ func TestParseDaemonArgs(t *testing.T) {
 // TestLoadDaemon: Postfix mode, from a master(8) command line.
 func TestLoadDaemon(t *testing.T) {
 	mainCF := "mail_owner = postfix\npolicy_time_limit = 3600\n"
-	dir := write(t, map[string]*string{"main.cf": &mainCF})
+	masterCF := `x inet n n n - 2 spawnd
+x unix n n n - 7 spawnd
+x unix n n n - 3 spawnd
+    user=nobody argv=/bin/true
+dash unix - n n - - spawnd
+bad unix - n n - many spawnd
+`
+	dir := write(t, map[string]*string{"main.cf": &mainCF, "master.cf": &masterCF})
 	run := func(args string) (*Policy, []string) {
 		a, err := ParseDaemonArgs(strings.Fields(args))
 		if err != nil {
@@ -649,11 +656,14 @@ func TestLoadDaemon(t *testing.T) {
 		p.MailOwner.Name != "daemon" {
 		t.Errorf("%+v %+v", p, s)
 	}
-	p, _ = run("-n x -t pass -o default_process_limit=8 user=nobody argv=/bin/true")
-	if s := p.Services[0]; s.ProcessLimit != 8 || s.Endpoint.Type != Pass {
-		t.Errorf("%+v", s)
+	// Without -l or -z: master.cf's maxproc for the name and type, the
+	// last entry winning; "-": default_process_limit.
+	for args, want := range map[string]int{"-n x -t unix": 3, "-n x -t inet": 2, "-n dash -t unix -o default_process_limit=8": 8} {
+		if p, errs := run(args + " user=nobody argv=/bin/true"); errs != nil || p.Services[0].ProcessLimit != want {
+			t.Errorf("%s: %v, limit %d, want %d", args, errs, p.Services[0].ProcessLimit, want)
+		}
 	}
-	p, _ = run("-t unix user=nobody argv=/bin/true")
+	p, _ = run("-z -t unix user=nobody argv=/bin/true")
 	if p.Services[0].Name != filepath.Base(os.Args[0]) {
 		t.Errorf("name %q, want the program's", p.Services[0].Name)
 	}
@@ -661,13 +671,17 @@ func TestLoadDaemon(t *testing.T) {
 		args string
 		want []string
 	}{
-		{"-n policy -t unix usr=nobody argv=/bin/true", []string{"DIR/master.cf: service policy: unknown attribute name: usr=nobody", "DIR/master.cf: service policy: missing user= attribute"}},
-		{"-n policy user=nobody argv=/bin/true", []string{`DIR/master.cf: service policy: unsupported transport type: ""`}},
-		{"-n policy -t fifo user=nobody argv=/bin/true", []string{`DIR/master.cf: service policy: unsupported transport type: "fifo"`}},
-		{"-n policy -t unix -o policy_time_limit=x user=nobody argv=/bin/true", []string{"DIR/master.cf: service policy: parameter policy_time_limit: bad time value or unit: x"}},
-		{"-n policy -t unix -i 0 user=nobody argv=/bin/true", []string{"DIR/master.cf: service policy: invalid max_idle: 0 (min 1)"}},
-		{"-n policy -t unix -u user=nobody argv=/bin/true", []string{"DIR/master.cf: service policy: requires privileged operation: the unprivileged column must be n"}},
-		{"-n policy -t unix -o mail_owner=nobody user=nobody argv=/bin/true", []string{
+		{"-z -n policy -t unix usr=nobody argv=/bin/true", []string{"DIR/master.cf: service policy: unknown attribute name: usr=nobody", "DIR/master.cf: service policy: missing user= attribute"}},
+		{"-z -n policy user=nobody argv=/bin/true", []string{`DIR/master.cf: service policy: no transport type specified`}},
+		{"-z -n policy -t fifo user=nobody argv=/bin/true", []string{`DIR/master.cf: service policy: unsupported transport type: fifo`}},
+		{"-z -n policy -t pass user=nobody argv=/bin/true", []string{`DIR/master.cf: service policy: transport type pass is not supported: spawnd does not receive passed connections`}},
+		{"-z -n policy -t unix -S user=nobody argv=/bin/true", []string{`DIR/master.cf: service policy: -S (one client on standard input) is not supported`}},
+		{"-n policy -t unix user=nobody argv=/bin/true", []string{`DIR/master.cf: service policy: no unix entry of this service with a maxproc in master.cf (changed since postfix reload?)`}},
+		{"-n bad -t unix user=nobody argv=/bin/true", []string{`DIR/master.cf: service bad: no unix entry of this service with a maxproc in master.cf (changed since postfix reload?)`}},
+		{"-z -n policy -t unix -o policy_time_limit=x user=nobody argv=/bin/true", []string{"DIR/master.cf: service policy: parameter policy_time_limit: bad time value or unit: x"}},
+		{"-z -n policy -t unix -i 0 user=nobody argv=/bin/true", []string{"DIR/master.cf: service policy: invalid max_idle: 0 (min 1)"}},
+		{"-z -n policy -t unix -u user=nobody argv=/bin/true", []string{"DIR/master.cf: service policy: requires privileged operation: the unprivileged column must be n"}},
+		{"-z -n policy -t unix -o mail_owner=nobody user=nobody argv=/bin/true", []string{
 			"DIR/master.cf: service policy: request to deliver as mail system owner", "DIR/master.cf: service policy: request to use mail system owner group id 65534"}},
 	} {
 		if _, got := run(tc.args); !slices.Equal(got, tc.want) {

@@ -170,8 +170,8 @@ func spawndDaemonDir(t testing.TB) string {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case err := <-done:
-			if err == nil || !regexp.MustCompile(`invalid option.*Q`).Match(out.Bytes()) {
-				spawndMode.why = fmt.Sprintf("`spawnd -Q user=nobody argv=/bin/true` did not fail with `invalid option` (%v: %q)", err, out.String())
+			if err == nil || !regexp.MustCompile(`fatal: invalid option: Q`).Match(out.Bytes()) {
+				spawndMode.why = fmt.Sprintf("`spawnd -Q user=nobody argv=/bin/true` did not fail with `fatal: invalid option: Q` (%v: %q)", err, out.String())
 			}
 		case <-time.After(15 * time.Second):
 			cmd.Process.Kill()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,16 +456,27 @@ func TestPostfixSpawndTimeLimit(t *testing.T) {
 			t.Fatalf("the command did not start: %v", shAndSleeps(m))
 		}
 	}
+	sh := livingWithArg("sh", m)
 	start := time.Now()
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Errorf("client: %v, want end of file after the time limit", err)
 	}
 	t.Logf("end of file %v after the command started (limit 2s)", time.Since(start).Round(time.Millisecond))
-	if line, ok := p.waitLog(`command time limit exceeded`, 10*time.Second); !ok {
-		t.Errorf("no `command time limit exceeded` in the log")
+	// spawn(8)'s line, with the command's pid, from the process master(8)
+	// forked.
+	re := `postfix/spawnd\[(\d+)\]: warning: /bin/sh: process id (\d+): command time limit exceeded$`
+	if line, ok := p.waitLog(re, 10*time.Second); !ok {
+		t.Errorf("no line matching %s in the log", re)
 	} else {
 		t.Logf("%s", line)
+		f := regexp.MustCompile(re).FindStringSubmatch(line)
+		if len(sh) != 1 || f[2] != strconv.Itoa(sh[0].Pid) {
+			t.Errorf("process id %s, want the command's (%v)", f[2], sh)
+		}
+		if pid, _ := strconv.Atoi(f[1]); len(p.children("spawnd")) == 0 || !slices.Contains(p.children("spawnd"), pid) {
+			t.Errorf("logged by pid %s, want the spawnd master(8) forked (%v)", f[1], p.children("spawnd"))
+		}
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		left := shAndSleeps(m)

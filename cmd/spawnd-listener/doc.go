@@ -4,7 +4,7 @@
 //
 // # Synopsis
 //
-//	spawnd-listener [-v] [-L syslog|stream|file] [-i ident] [-F facility]
+//	spawnd-listener [-v] [-L syslog|stream|file|postlog] [-i ident] [-F facility] [-H host]
 //	        [-p -P pid -g generation -u max_use -t max_idle]
 //
 // # Description
@@ -52,8 +52,11 @@
 // # Options
 //
 //   - -v: Log one line per connection.
-//   - -L syslog|stream|file: The kind of descriptor 4: a datagram or
-//     stream socket to the syslog daemon, or a file (default).
+//   - -L syslog|stream|file|postlog: The kind of descriptor 4: a datagram
+//     or stream socket to the syslog daemon, a file (default), or a
+//     datagram socket to postlogd(8).
+//   - -H host: The host field of file and postlog records (its first
+//     label); - (default): the kernel's host name.
 //   - -i ident: The log ident (default postfix/spawnd).
 //   - -F facility: The syslog facility, as a number (default 2, mail).
 //   - -p: Postfix mode; descriptor 5 is master(8)'s status channel.
@@ -68,17 +71,23 @@
 //
 // With -p the listener speaks master(8)'s status protocol on descriptor 5:
 // 12-byte records in host byte order (pid, generation, status), with the
-// pid and generation it was given. It sends busy (0) when no service may
-// take another connection, that is at the service's concurrency limit (the
-// executor's cap when the limit is 0), so that master(8) starts another
-// process, and available (1) when a result frees a slot again; only
-// changes are sent, and a new process counts as available. The listening
+// pid and generation it was given; its log records carry that pid too. A
+// service with a concurrency limit (maxproc) stays available (1) all the
+// listener's life, at its limit too, so that master(8) starts no other
+// process of the service and the limit holds for the service as a whole;
+// connections beyond it wait in the listen queue. With a limit of 0 it
+// sends busy (0) at the executor's cap and when it stops accepting, so
+// that master(8) starts another process, and available when a result
+// frees a slot again. Only changes are sent, and a new process counts as
+// available. When it exits having served, with nothing in flight, it
+// sends busy then available: one use for master(8)'s count. The listening
 // sockets are shared with the service's other processes: losing an accept
-// race (EAGAIN) is normal. The listener stops accepting, reports busy,
-// waits for the commands in flight and exits 0 after max_use connections,
-// after max_idle seconds with nothing in flight, or when the status channel
-// becomes readable or reaches end of file (master(8) went away; nothing is
-// sent then). It never closes or removes master(8)'s sockets.
+// race (EAGAIN) is normal. The listener stops accepting, waits for the
+// commands in flight and exits 0 after max_use connections (with a limit,
+// at the first moment nothing is in flight), after max_idle seconds with
+// nothing in flight, or when the status channel becomes readable or
+// reaches end of file (master(8) went away; nothing is sent then). It
+// never closes or removes master(8)'s sockets.
 //
 // # Security
 //

@@ -26,7 +26,7 @@ const (
 	statusFd = 5 // with -p only
 )
 
-const usage = "usage: spawnd-listener [-v] [-L syslog|stream|file] [-i ident] [-F facility] " +
+const usage = "usage: spawnd-listener [-v] [-L syslog|stream|file|postlog] [-i ident] [-F facility] [-H host] " +
 	"[-p -P pid -g generation -u max_use -t max_idle]"
 
 func main() {
@@ -46,6 +46,7 @@ func main() {
 	kind := fs.String("L", string(maillog.File), "")
 	ident := fs.String("i", "postfix/spawnd", "")
 	facility := fs.Int("F", 2, "")
+	host := fs.String("H", "-", "")
 	postfix := fs.Bool("p", false, "")
 	pid := fs.Int("P", 0, "")
 	gen := fs.Uint64("g", 0, "")
@@ -53,11 +54,17 @@ func main() {
 	maxIdle := fs.Int("t", 0, "")
 	err := fs.Parse(os.Args[1:])
 
+	if *host != "-" { // the host field of file and postlog records
+		os.Setenv("POSTLOG_HOSTNAME", *host)
+	}
 	log := logger(maillog.Kind(*kind), *ident, *facility)
+	if *postfix && *pid > 0 {
+		log.SetPid(*pid) // master(8) knows the executor, not the listener
+	}
 	switch k := maillog.Kind(*kind); {
 	case err != nil:
-	case k != maillog.Syslog && k != maillog.SyslogStream && k != maillog.File:
-		err = fmt.Errorf("-L %s: want syslog, stream or file", *kind)
+	case k != maillog.Syslog && k != maillog.SyslogStream && k != maillog.File && k != maillog.Postlog:
+		err = fmt.Errorf("-L %s: want syslog, stream, file or postlog", *kind)
 	case *facility < 0 || *facility > 23:
 		err = fmt.Errorf("-F %d: want a syslog facility number, 0 to 23", *facility)
 	case fs.NArg() > 0:
@@ -95,7 +102,7 @@ func logger(kind maillog.Kind, ident string, facility int) *maillog.Logger {
 	if !writable(logFd) {
 		return maillog.New(2, maillog.File, ident, facility)
 	}
-	if kind != maillog.Syslog && kind != maillog.SyslogStream {
+	if kind != maillog.Syslog && kind != maillog.SyslogStream && kind != maillog.Postlog {
 		kind = maillog.File
 	}
 	return maillog.New(logFd, kind, ident, facility)

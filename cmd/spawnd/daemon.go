@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,17 +26,17 @@ const (
 func runDaemon(args []string) int {
 	a, err := policy.ParseDaemonArgs(args)
 	if err != nil {
-		return daemonFatal("%v", err)
+		return daemonFatal(nil, "%v", err)
 	}
-	if a.Unprivileged {
-		return daemonFatal("service %s requires privileged operation", a.Service)
+	if _, ok := os.LookupEnv("MAIL_VERBOSE"); ok { // as the skeleton
+		a.Verbose++
 	}
-	if a.Chroot {
-		return daemonFatal("service %s: chroot (master.cf chroot column y) is not supported; set it to n", a.Service)
+	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil && !a.Debug {
+		return daemonFatal(nil, "do not run this command by hand")
 	}
 	gen, err := strconv.ParseUint(os.Getenv("GENERATION"), 8, 32)
 	if err != nil && os.Getenv("GENERATION") != "" {
-		return daemonFatal("bad generation: %s", os.Getenv("GENERATION"))
+		return daemonFatal(nil, "bad generation: %s", os.Getenv("GENERATION"))
 	}
 	dir := os.Getenv("MAIL_CONFIG")
 	if dir == "" {
@@ -42,20 +44,14 @@ func runDaemon(args []string) int {
 	}
 	p, err := policy.LoadDaemon(dir, a, os.Environ())
 	if err != nil {
-		// Under master(8) stderr is /dev/null: say why in the log the
-		// administrator reads, as spawn(8) does.
-		if p != nil {
-			if log, lerr := maillog.Open(p.MaillogFile, p.SyslogName+"/spawnd", p.SyslogFacility); lerr == nil {
-				fatalf("%v", err)
-				time.Sleep(time.Second) // as daemonFatal
-				log.Fatal("%s", strings.ReplaceAll(err.Error(), "\n", "; "))
-			}
-		}
-		return daemonFatal("%v", err)
+		return daemonFatal(p, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	log, flags, err := setup(p, a.Verbose > 0)
+	log, flags, err := setup(p, a.Verbose > 0, postlog(p))
 	if err != nil {
-		return daemonFatal("%v", err)
+		return daemonFatal(p, "%v", err)
+	}
+	if _, ok := os.LookupEnv("MAIL_DEBUG"); ok || a.DebugSelf {
+		log.Warning("-D or MAIL_DEBUG: spawnd runs no debugger_command; attach to pid %d by hand", os.Getpid())
 	}
 	var sockets []int
 	for fd := 3; fd < masterListenFd+a.Sockets; fd++ {
@@ -79,14 +75,31 @@ func runDaemon(args []string) int {
 }
 
 // daemonFatal reports a fatal error before the configured log is open: on
-// stderr (/dev/null under master(8)) and to syslog as postfix/spawnd. As
-// Postfix's msg_fatal does, it sleeps a second first, so that a daemon
-// failing at start-up does not make master(8) spin.
-func daemonFatal(format string, a ...any) int {
+// stderr (/dev/null under master(8)) and where every Postfix daemon logs,
+// as $MAIL_LOGTAG/spawnd, or with p (main.cf read) as $syslog_name/spawnd:
+// to postlogd(8) at POSTLOG_SERVICE, which master(8) sets when
+// maillog_file is, else to syslog. As Postfix's msg_fatal does, it sleeps
+// a second first, so that a daemon failing at start-up does not make
+// master(8) spin.
+func daemonFatal(p *policy.Policy, format string, a ...any) int {
 	fatalf(format, a...)
 	time.Sleep(time.Second)
-	if log, err := maillog.Open("", "postfix/spawnd", 2); err == nil { // 2: LOG_MAIL
+	ident, to := cmp.Or(os.Getenv("MAIL_LOGTAG"), "postfix"), os.Getenv("POSTLOG_SERVICE")
+	if p != nil {
+		ident, to = p.SyslogName, cmp.Or(postlog(p), to) // main.cf unread: as before it
+	}
+	if log, err := maillog.Open("", to, ident+"/spawnd", 2); err == nil { // 2: LOG_MAIL
 		log.Fatal(format, a...)
 	}
 	return 1
+}
+
+// postlog is postlogd(8)'s socket when main.cf sets maillog_file: the one
+// master(8) names in POSTLOG_SERVICE, else $queue_directory/public/postlog.
+// Postfix mode never writes the file itself.
+func postlog(p *policy.Policy) string {
+	if p.MaillogFile == "" {
+		return ""
+	}
+	return cmp.Or(os.Getenv("POSTLOG_SERVICE"), filepath.Join(p.QueueDirectory, "public", "postlog"))
 }

@@ -130,17 +130,58 @@
 //
 // The unpriv and chroot columns must be n: spawnd needs root, and does not
 // chroot. master(8) runs $daemon_directory/spawnd, so both spawnd and
-// spawnd-listener must be installed there. spawnd accepts every generic
-// option of Postfix's daemon skeleton with Postfix's meanings (-c is the
-// chroot flag, not a directory; -l arrives when maxproc is 1, -z when it
-// is 0; -n names the service; -o name=value overrides a parameter); an
-// unknown option is a fatal error that names it. It reads main.cf from
+// spawnd-listener must be installed there. spawnd reads main.cf from
 // $MAIL_CONFIG or /etc/postfix, takes the listening sockets and master(8)'s
-// status channel from the descriptors master(8) passes, and tells
-// master(8) it is busy while at its concurrency limit and available below
-// it. It exits, letting running commands finish first, when master(8) goes
-// away, after $max_use connections, or after $max_idle seconds without
-// one. postfix stop (SIGTERM) ends running commands too. A configuration
+// status channel from the descriptors master(8) passes, and speaks
+// master(8)'s status protocol with the pid master(8) forked.
+//
+// The generic options of Postfix's daemon skeleton, as it treats them:
+//
+//   - -c: The chroot flag (master.cf chroot y), not a directory: fatal,
+//     spawnd does not chroot.
+//   - -d: Do not insist that standard input is not a terminal; without
+//     it, a terminal there is fatal: do not run this command by hand.
+//   - -D: Run debugger_command: spawnd logs a warning and does not (as
+//     does the environment variable MAIL_DEBUG).
+//   - -i TIME, -m COUNT: Override max_idle and max_use.
+//   - -l: maxproc is 1. -z: maxproc is 0.
+//   - -n NAME: The service name (master.cf's first column).
+//   - -o NAME=VALUE: Override a parameter.
+//   - -r TIME: Accepted and unused, as by spawn(8).
+//   - -s COUNT: The number of listening sockets, from descriptor 6 on.
+//   - -S: Serve one client on standard input: fatal, not supported.
+//   - -t TYPE: unix or inet; pass is fatal (spawnd does not receive
+//     passed connections), anything else is fatal: unsupported transport
+//     type, and no -t is fatal: no transport type specified.
+//   - -u: Run as mail_owner: fatal, spawnd needs root.
+//   - -v: Log one line per connection; the environment variable
+//     MAIL_VERBOSE does the same.
+//   - -V: Also log to standard error. spawnd writes its start-up fatal
+//     errors there with or without -V, and nothing else.
+//
+// An unknown option, or one without its argument, is fatal: invalid
+// option: X.
+//
+// maxproc bounds the service's commands at once, as it bounds spawn(8)'s
+// processes, however many spawnd processes master(8) would start: spawnd
+// takes it from -l (1), from -z (0: no limit but the executor's hard cap),
+// or else from the service's entry in $MAIL_CONFIG/master.cf, found by -n
+// and -t (- means $default_process_limit; no entry is fatal). A spawnd
+// whose service has a maxproc tells master(8) it is available all its
+// life, at its limit too, so that master(8) starts no second spawnd of the
+// service while the first runs: connections beyond maxproc wait in the
+// listen queue, as with spawn(8). When it exits, with nothing running, it
+// reports one use (TAKEN then AVAIL) if it served any, so that master(8)
+// takes only a spawnd that never served for a bad command startup. With
+// maxproc 0, spawnd says it is busy at the hard cap and when it stops
+// accepting, so that master(8) starts another.
+//
+// spawnd exits, letting running commands finish first, when master(8) goes
+// away (postfix reload: until then, new connections wait), after
+// $max_idle seconds with nothing running, and after $max_use connections:
+// at once with maxproc 0, else at the first moment nothing runs, as it
+// keeps master(8) from starting a replacement while its commands run.
+// postfix stop (SIGTERM) ends running commands too. A configuration
 // change takes postfix reload.
 //
 // # Command attributes
@@ -185,12 +226,33 @@
 // event, as $syslog_name/spawnd, with facility $syslog_facility, to syslog
 // (/dev/log) or to $maillog_file; with neither, to standard error. Lines
 // start with "warning: " (severity warning), "fatal: " (crit; spawnd then
-// exits non-zero), or nothing (info). Abnormal ends of commands are logged
-// as spawn(8) logs them:
+// exits non-zero), or nothing (info). File records have Postfix's shape,
+// "Mon DD HH:MM:SS host ident[pid]: text", host being the first label of
+// myhostname (POSTLOG_HOSTNAME) or of the kernel's host name.
+//
+// In Postfix mode with maillog_file set, spawnd logs as every Postfix
+// daemon does, through postlogd(8): datagrams to the socket master(8) names
+// in POSTLOG_SERVICE, from its first line on, so that a fatal error before
+// main.cf is read (an unknown option) reaches the file too, as
+// $MAIL_LOGTAG/spawnd; after main.cf, as $syslog_name/spawnd (-o
+// syslog_name=... counts). Neither process opens the file. Without
+// maillog_file, syslog. The listener's records carry the executor's pid,
+// the process master(8) knows.
+//
+// Abnormal ends of commands are logged as spawn(8) logs them:
 //
 //	warning: command /usr/local/bin/policy-server exit status 3
 //	warning: command /usr/local/bin/policy-server killed by signal 9
 //	warning: /usr/local/bin/policy-server: process id 1234: command time limit exceeded
+//
+// A command that cannot be executed (it was removed after start-up) is
+// logged as
+//
+//	warning: command /usr/local/bin/policy-server: execvp /usr/local/bin/policy-server: No such file or directory
+//	warning: command /usr/local/bin/policy-server exit status 1
+//
+// where spawn(8)'s child logs "fatal: spawn_comand: execvp ..." under its
+// own pid before spawn(8)'s exit status line.
 //
 // A command that exits 0 is not logged, except with -v. Environment values
 // are never logged. spawnd check writes errors and warnings to standard
@@ -198,7 +260,12 @@
 //
 // # Environment
 //
-//   - MAIL_CONFIG: In Postfix mode, the directory holding main.cf.
+//   - MAIL_CONFIG: In Postfix mode, the directory holding main.cf and
+//     master.cf.
+//   - POSTLOG_SERVICE, POSTLOG_HOSTNAME, MAIL_LOGTAG: In Postfix mode, set
+//     by master(8): postlogd(8)'s socket, the host field of records, the
+//     log tag before main.cf is read.
+//   - MAIL_VERBOSE, MAIL_DEBUG: In Postfix mode, as -v and -D.
 //   - LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES: Socket activation.
 //
 // # Configuration parameters
@@ -232,15 +299,17 @@
 //     capabilities give it nothing. This breaks a command that submits
 //     mail through sendmail(1), which needs postdrop(1)'s group.
 //   - default_process_limit (100): The concurrency limit of a service
-//     whose maxproc column is -.
+//     whose maxproc column is -, in both modes.
 //   - export_environment (TZ MAIL_CONFIG LANG): The names of the variables
 //     passed from spawnd's environment to commands.
 //   - mail_owner (postfix): The user the listener runs as.
 //   - maillog_file (empty): When set, log to this file (or /dev/stdout or
-//     /dev/stderr) instead of syslog. The executor opens it as root.
-//   - max_idle (100s): In Postfix mode, exit after this long without a
-//     connection.
-//   - max_use (100): In Postfix mode, exit after this many connections.
+//     /dev/stderr) instead of syslog. Standalone, the executor opens it as
+//     root; in Postfix mode, postlogd(8) writes it.
+//   - max_idle (100s): In Postfix mode, exit after this long with nothing
+//     running.
+//   - max_use (100): In Postfix mode, exit after this many connections
+//     (with a maxproc, once nothing runs).
 //   - queue_directory (/var/spool/postfix): The base of relative unix
 //     socket names, and the commands' working directory.
 //   - syslog_facility (mail): The syslog facility.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -30,7 +31,7 @@ func runServe(args []string) int {
 	if err != nil {
 		return fatalf("%v", err)
 	}
-	log, flags, err := setup(p, *verbose)
+	log, flags, err := setup(p, *verbose, "")
 	if err != nil {
 		return fatalf("%v", err)
 	}
@@ -80,16 +81,17 @@ func runServe(args []string) int {
 }
 
 // setup makes the process-wide settings both modes share and opens the
-// log. It returns the listener's logging flags.
-func setup(p *policy.Policy, verbose bool) (*maillog.Logger, []string, error) {
+// log (postlogd(8) at postlog, when not empty). It returns the listener's
+// logging flags.
+func setup(p *policy.Policy, verbose bool, postlog string) (*maillog.Logger, []string, error) {
 	executor.Setup()
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	ident := p.SyslogName + "/spawnd"
-	log, err := maillog.Open(p.MaillogFile, ident, p.SyslogFacility)
+	log, err := maillog.Open(p.MaillogFile, postlog, ident, p.SyslogFacility)
 	if err != nil {
 		return nil, nil, err
 	}
-	flags := []string{"-i", ident, "-F", strconv.Itoa(p.SyslogFacility)}
+	flags := []string{"-i", ident, "-F", strconv.Itoa(p.SyslogFacility), "-H", cmp.Or(os.Getenv("POSTLOG_HOSTNAME"), "-")}
 	if verbose {
 		flags = append(flags, "-v")
 	}
