@@ -52,12 +52,13 @@ var debWatched = []string{"/usr/sbin", "/usr/lib/postfix/sbin", "/etc/spawnd", "
 
 // TestDebianPackage builds the package (make deb), checks its contents,
 // control data, maintainer scripts and lintian's verdict, installs it
-// with apt-get, serves a connection with the installed binaries, upgrades
-// to a second build with a higher version while the installed spawnd
-// serves a load (no connection may fail; a changed conffile is kept; after
-// SIGHUP spawnd runs the new binaries), and purges it: no file of the
-// package, or of its maintainer scripts, is left, and /etc/postfix is as
-// it was.
+// with apt-get, serves a connection with the installed binaries,
+// standalone and under a private master(8) through /usr/lib/postfix/sbin,
+// upgrades to a second build with a higher version while the installed
+// spawnd serves a load (no connection may fail; a changed conffile is
+// kept; after SIGHUP spawnd runs the new binaries), and purges it: no file
+// of the package, or of its maintainer scripts, is left, and /etc/postfix
+// is as it was.
 func TestDebianPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("requires root: installs the package into this machine with apt-get")
@@ -158,8 +159,8 @@ func TestDebianPackage(t *testing.T) {
 	postinst, prerm := script("postinst"), script("prerm")
 	checkScripts(t, postinst, prerm, script("preinst"), script("postrm"))
 
-	// What the tests leave alone must stay so: /etc/postfix, and what
-	// exists now where the package puts files.
+	// What the package must leave as it finds it: /etc/postfix, and what
+	// exists now where it puts files.
 	postfixBefore := treeSums("/etc/postfix")
 	before := spawndPaths()
 	existed := map[string]bool{}
@@ -215,6 +216,34 @@ func TestDebianPackage(t *testing.T) {
 	if e, l := exe(d.Pid()), exe(listener); e != "/usr/sbin/spawnd" || l != "/usr/sbin/spawnd-listener" {
 		t.Errorf("running %s and %s, want /usr/sbin/spawnd and /usr/sbin/spawnd-listener", e, l)
 	}
+
+	// Postfix mode: master(8) runs $daemon_directory/spawnd, here a private
+	// instance's daemon_directory of links to /usr/lib/postfix/sbin's
+	// files, the package's links among them.
+	t.Run("postfix", func(t *testing.T) {
+		dd := postfixDaemonDir(t, nil)
+		if l, _ := os.Readlink(filepath.Join(dd, "spawnd")); l != "/usr/lib/postfix/sbin/spawnd" {
+			t.Fatalf("%s/spawnd links to %q, want the package's /usr/lib/postfix/sbin/spawnd", dd, l)
+		}
+		inet := loopback(t)
+		p := newPostfixInstance(t, fmt.Sprintf("%s inet n n n - 0 spawnd\n    user=nobody argv=/bin/echo ok\n", inet), "daemon_directory = "+dd)
+		checkEcho(t, p, []string{inet}, "ok\n")
+		spawnds := p.children("spawnd")
+		if len(spawnds) == 0 {
+			t.Fatal("no spawnd among master(8)'s children")
+		}
+		for _, pid := range spawnds {
+			var l int
+			for _, c := range Children(pid) {
+				if comm(c) == "spawnd-listener" {
+					l = c
+				}
+			}
+			if exe(pid) != "/usr/sbin/spawnd" || exe(l) != "/usr/sbin/spawnd-listener" {
+				t.Errorf("master(8) runs %s with listener %s, want /usr/sbin/spawnd and /usr/sbin/spawnd-listener", exe(pid), exe(l))
+			}
+		}
+	})
 
 	// An administrator's change to a conffile.
 	mainCF, _ := os.ReadFile("/etc/spawnd/main.cf")
