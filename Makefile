@@ -129,11 +129,12 @@ uninstall:
 # The Debian package, built with debhelper (debian/rules) by
 # dpkg-buildpackage -us -uc -b from a copy of the tree (the files git
 # knows or would add), so that the tree and its parent directory stay as
-# they were; the .deb (and its -dbgsym, .buildinfo and .changes) land in
-# DISTDIR.
+# they were; the .deb (and its -dbgsym, .buildinfo and .changes) replace
+# those of the previous build in DISTDIR.
 DISTDIR ?= dist
 deb:
-	rm -rf $(DISTDIR)/build && mkdir -p $(DISTDIR)/build/spawnd
+	rm -rf $(DISTDIR)/build $(DISTDIR)/spawnd_* $(DISTDIR)/spawnd-dbgsym_*
+	mkdir -p $(DISTDIR)/build/spawnd
 	git ls-files -z -c -o --exclude-standard | \
 		tar -c --null --ignore-failed-read -T - -f - | tar -x -C $(DISTDIR)/build/spawnd
 	cd $(DISTDIR)/build/spawnd && dpkg-buildpackage -us -uc -b

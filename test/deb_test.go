@@ -197,6 +197,20 @@ func TestDebianPackage(t *testing.T) {
 	if out, _ := exec.Command("dpkg", "-L", "spawnd").Output(); !strings.Contains(string(out), "\n/usr/lib/postfix/sbin/spawnd-listener\n") {
 		t.Errorf("dpkg -L spawnd:\n%s", out)
 	}
+	unit, _ := os.ReadFile("/lib/systemd/system/spawnd.service")
+	if !strings.Contains(string(unit), "\nExecStart=/usr/sbin/spawnd serve -c /etc/spawnd\n") || strings.Contains(string(unit), "/usr/local") {
+		t.Errorf("installed spawnd.service does not run /usr/sbin/spawnd:\n%s", unit)
+	}
+	t.Run("systemd-analyze", func(t *testing.T) {
+		if _, err := exec.LookPath("systemd-analyze"); err != nil {
+			t.Skip("systemd-analyze not installed (apt-get install systemd): the installed units are not verified")
+		}
+		out, err := runIn(time.Minute, "/", append(os.Environ(), "SYSTEMD_LOG_LEVEL=warning"), "systemd-analyze", "verify",
+			"/lib/systemd/system/spawnd.service", "/lib/systemd/system/spawnd.socket")
+		if err != nil || out != "" {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	})
 
 	// The installed binaries serve a connection, standalone.
 	addr := loopback(t)
