@@ -74,7 +74,7 @@ clean:
 
 # Installation. DESTDIR stages (packaging); the other directories are
 # where the files live and are written into the systemd units.
-.PHONY: man install uninstall
+.PHONY: man install uninstall deb
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/spawnd
@@ -129,3 +129,19 @@ uninstall:
 		if cmp -s examples/$$f $(DESTDIR)$(CONFDIR)/$$f; then echo "rm -f $(DESTDIR)$(CONFDIR)/$$f"; rm -f $(DESTDIR)$(CONFDIR)/$$f; \
 		elif [ -e $(DESTDIR)$(CONFDIR)/$$f ]; then echo "keeping $(DESTDIR)$(CONFDIR)/$$f: changed since install"; fi; done
 	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(DESTDIR)$(CONFDIR) 2>/dev/null || true
+
+# The Debian package, built with debhelper (debian/rules) by
+# dpkg-buildpackage -us -uc -b from a copy of the tree (the files git
+# knows or would add), so that the tree and its parent directory stay as
+# they were; the .deb (and its -dbgsym, .buildinfo and .changes) replace
+# those of the previous build in DISTDIR.
+DISTDIR ?= dist
+deb:
+	rm -rf $(DISTDIR)/build $(DISTDIR)/spawnd_* $(DISTDIR)/spawnd-dbgsym_*
+	mkdir -p $(DISTDIR)/build/spawnd
+	git ls-files -z -c -o --exclude-standard | \
+		tar -c --null --ignore-failed-read -T - -f - | tar -x -C $(DISTDIR)/build/spawnd
+	cd $(DISTDIR)/build/spawnd && dpkg-buildpackage -us -uc -b
+	mv $(DISTDIR)/build/*.deb $(DISTDIR)/build/*.buildinfo $(DISTDIR)/build/*.changes $(DISTDIR)/
+	rm -rf $(DISTDIR)/build
+	@ls $(DISTDIR)/spawnd_*.deb
