@@ -629,7 +629,7 @@ func TestHostileListener(t *testing.T) {
 		flood bool
 	}{
 		{"garbage", []dgram{{[]byte("\xc1garbage"), []int{sock}}}, "message is not a msgpack map", false},
-		{"oversized", []dgram{{make([]byte, 4*ipc.MaxMessage), []int{sock}}}, "message over 1024 bytes", false},
+		{"oversized", []dgram{{make([]byte, 4*ipc.MaxMessage), []int{sock}}}, "message over 8192 bytes", false},
 		{"truncated", []dgram{{hello, nil}, {run[:len(run)-1], []int{sock}}}, `undecodable message: key "q": unexpected EOF`, false},
 		{"no fd", []dgram{{hello, nil}, {run, nil}}, "run request with 0 descriptors, want 1", false},
 		{"two fds", []dgram{{hello, nil}, {run, []int{sock, sock}}}, "run request with 2 descriptors, want 1", false},

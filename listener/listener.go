@@ -103,6 +103,7 @@ type service struct {
 	limit         int // 0: only the cap
 	inflight      int // Runs without a result, plus earlier
 	earlier       int // results still due with seq 0 (commands of an earlier listener)
+	clients       clients
 }
 
 type socket struct {
@@ -115,9 +116,10 @@ type socket struct {
 
 // pending is one Run without a result yet.
 type pending struct {
-	svc   int
-	peer  string    // with Verbose only
-	start time.Time // with Verbose only
+	svc    int
+	client *tally    // the client it counts against (access.go), or nil
+	peer   string    // with Verbose only
+	start  time.Time // with Verbose only
 }
 
 type listener struct {
@@ -146,6 +148,10 @@ type listener struct {
 	anyPaused   bool
 	wake        int // eventfd for Config.Stop and Leave; -1: none
 	leave       atomic.Bool
+
+	refusedSince  time.Time // start of the refusal warnings' interval (access.go)
+	refusedLogged int       // refusals logged in it
+	refusedMuted  int       // and not logged
 }
 
 // Run serves connections until the executor goes away (it returns nil at

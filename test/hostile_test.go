@@ -148,7 +148,7 @@ func (h *hostileRun) attack(t *testing.T) int {
 // hostileCases: scenario, the violation's reason as logged.
 var hostileCases = []struct{ scenario, reason string }{
 	{"garbage", `message is not a msgpack map`},
-	{"oversized", `message over 1024 bytes`},
+	{"oversized", `message over 8192 bytes`},
 	{"truncated", `undecodable message`},
 	{"trailing", `1 bytes after the message`},
 	{"fds0", `run request with 0 descriptors, want 1`},
@@ -167,7 +167,7 @@ var hostileCases = []struct{ scenario, reason string }{
 	{"replyexited", `exited sent in the wrong direction`},
 	{"replywelcome", `welcome sent in the wrong direction`},
 	{"unknownkind", `unknown kind 7`},
-	{"version", `version 2, want 1`},
+	{"version", `version 3, want 2`},
 }
 
 // TestHostileListener: every scenario of hostileCases against its own

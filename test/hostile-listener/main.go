@@ -137,7 +137,7 @@ var scenarios = map[string]func(svc uint32){
 	"unknownkind": func(svc uint32) { hello(); run(&ipc.Message{Kind: 7}) },
 	"version": func(svc uint32) {
 		hello()
-		send([]byte{0x82, 0xa1, 'v', 0x02, 0xa1, 'k', 0x01}) // {v: 2, k: 1}
+		send([]byte{0x82, 0xa1, 'v', 0x03, 0xa1, 'k', 0x01}) // {v: 3, k: 1}
 	},
 	// More Runs than the executor's hard cap, all with one socket: the
 	// executor receives a new descriptor for each.
