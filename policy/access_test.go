@@ -196,3 +196,22 @@ func FuzzAccess(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecide100: one connection's check against a 100-pattern list
+// whose last pattern matches, the bench's worst case.
+func BenchmarkDecide100(b *testing.B) {
+	var w []string
+	for i := 0; i < 99; i++ {
+		w = append(w, "10."+strconv.Itoa(i)+".0.0/16")
+	}
+	a, err := parseAccess(strings.Join(append(w, "127.0.0.0/8"), " "), Inet, fixtures{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := Client{Addr: netip.MustParseAddr("127.0.0.1")}
+	for b.Loop() {
+		if ok, _ := a.Decide(c); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
