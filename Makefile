@@ -51,11 +51,13 @@ tcb:
 	if [ -n "$$mods" ]; then echo "tcb: cmd/spawnd links $$mods"; exit 1; fi; \
 	[ $$total -le 1500 ] || { echo "tcb: over budget"; exit 1; }
 
-# Fuzz the listener-facing decoder and both configuration parsers.
+# Fuzz the listener-facing decoder, both configuration parsers and the
+# client_access pattern parser.
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./ipc
 	$(GO) test -run XXX -fuzz FuzzMainCF -fuzztime $(FUZZTIME) ./policy
 	$(GO) test -run XXX -fuzz FuzzMasterCF -fuzztime $(FUZZTIME) ./policy
+	$(GO) test -run XXX -fuzz FuzzAccess -fuzztime $(FUZZTIME) ./policy
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt: not formatted: $$out"; exit 1; fi

@@ -116,31 +116,35 @@ func (a Access) String() string {
 // ParseAccess reads a list in canonical form (Access.String).
 func ParseAccess(list string) (Access, error) { return parseAccess(list, Pass, nil) }
 
-// parseAccess parses a list for a service of type typ (pass takes both
-// kinds of pattern), resolving names with acct (nil: names are refused).
+// parseAccess parses a list for a service of type typ, resolving names
+// with acct (nil: names are refused). A list may hold both kinds of
+// pattern, so that one in main.cf serves inet and unix services; a
+// pattern of the other kind never matches, and a list with none of the
+// service's kind (pass takes both) would refuse every client: an error.
 func parseAccess(list, typ string, acct accounts) (Access, error) {
 	var a Access
+	mine := typ == Pass
 	for _, w := range strings.FieldsFunc(list, func(r rune) bool { return strings.ContainsRune(listSeps, r) }) {
-		p, err := parsePattern(w, typ, acct)
+		p, err := parsePattern(w, acct)
 		if err != nil {
 			return nil, fmt.Errorf("pattern %q: %v", w, err)
 		}
-		a = append(a, p)
+		a, mine = append(a, p), mine || (p.kind == 'n') == (typ == Inet)
 	}
 	if n := len(a.String()); n > maxAccess {
 		return nil, fmt.Errorf("list too long: %d bytes in canonical form, limit %d", n, maxAccess)
+	} else if len(a) > 0 && !mine {
+		return nil, fmt.Errorf("no pattern for %s services: every client would be refused", typ)
 	}
 	return a, nil
 }
 
-func parsePattern(w, typ string, acct accounts) (p pattern, err error) {
+func parsePattern(w string, acct accounts) (p pattern, err error) {
 	w, p.deny = strings.CutPrefix(w, "!")
 	key, v, _ := strings.Cut(w, ":")
 	if p.kind = map[string]byte{"uid": 'u', "user": 'u', "gid": 'g', "group": 'g'}[key]; p.kind != 0 {
 		var n uint64
 		switch {
-		case typ == Inet:
-			return p, errors.New("a unix pattern for an inet service")
 		case key == "uid" || key == "gid":
 			n, err = strconv.ParseUint(v, 10, 32)
 		case acct == nil:
@@ -154,9 +158,6 @@ func parsePattern(w, typ string, acct accounts) (p pattern, err error) {
 			err = fmt.Errorf("unknown %s name: %s", key, v)
 		}
 		return p, err
-	}
-	if typ == Unix {
-		return p, errors.New("an inet pattern for a unix service: want uid:N, user:NAME, gid:N or group:NAME")
 	}
 	addr, bits, slash := strings.Cut(w, "/")
 	in, br := strings.CutPrefix(addr, "[")

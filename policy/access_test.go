@@ -23,8 +23,10 @@ func TestParseAccess(t *testing.T) {
 		{Inet, "[::ffff:127.0.0.0]/104 ::ffff:10.0.0.1", "127.0.0.0/8 10.0.0.1/32"},
 		{Unix, "uid:100,!gid:65534 user:nobody group:staff", "uid:100 !gid:65534 uid:65534 gid:50"},
 		{Pass, "uid:1 127.0.0.1", "uid:1 127.0.0.1/32"},
-		{Inet, "uid:1", `pattern "uid:1": a unix pattern for an inet service`},
-		{Unix, "127.0.0.1", `pattern "127.0.0.1": an inet pattern for a unix service: want uid:N, user:NAME, gid:N or group:NAME`},
+		{Inet, "uid:1", `no pattern for inet services: every client would be refused`},
+		{Unix, "127.0.0.1 [::1]", `no pattern for unix services: every client would be refused`},
+		{Unix, "127.0.0.1 uid:0", "127.0.0.1/32 uid:0"},
+		{Inet, "127.0.0.1 uid:0", "127.0.0.1/32 uid:0"},
 		{Inet, "example.com", `pattern "example.com": malformed pattern: want address, address/prefix, [ipv6] or [ipv6]/prefix`},
 		{Inet, "[127.0.0.1]", `pattern "[127.0.0.1]": malformed pattern: want address, address/prefix, [ipv6] or [ipv6]/prefix`},
 		{Inet, "[::1", `pattern "[::1": malformed pattern: want address, address/prefix, [ipv6] or [ipv6]/prefix`},
@@ -120,7 +122,7 @@ func TestClientParams(t *testing.T) {
 	want := []string{
 		`DIR/main.cf: line 1: service p: invalid client_connection_limit parameter value -1 < 0`,
 		`DIR/main.cf: line 2: service p: invalid client_rate_time_unit: 0 (min 1)`,
-		`DIR/main.cf: line 3: service p: parameter client_access: pattern "1.2.3.4": an inet pattern for a unix service: want uid:N, user:NAME, gid:N or group:NAME`,
+		`DIR/main.cf: line 3: service p: parameter client_access: no pattern for unix services: every client would be refused`,
 		`DIR/master.cf: line 1: service p: bad numerical configuration: client_connection_rate_limit = x`,
 	}
 	if got := lines(err, dir); strings.Join(got, "\n") != strings.Join(want, "\n") {

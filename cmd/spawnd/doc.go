@@ -72,7 +72,9 @@
 // address/prefix, [ipv6] and [ipv6]/prefix, and an IPv4 client of a
 // dual-stack socket matches IPv4 patterns; a unix service takes uid:N,
 // user:NAME, gid:N and group:NAME, matched against the client's
-// SO_PEERCRED (names are resolved at start-up):
+// SO_PEERCRED (names are resolved at start-up). A list may hold both
+// kinds, for inet and unix services alike: a pattern of the other kind
+// never matches, and a list with none of a service's kind is an error:
 //
 //	client_access = !10.1.2.3, 10.1.0.0/16, [::1]
 //	policy_client_access = !user:nobody, group:postfix
