@@ -342,17 +342,37 @@ func TestHostileListenerRefusedClient(t *testing.T) {
 }
 
 // TestPostfixSpawndAccess: the same rules under a real master(8): -o on
-// an inet service, <service>_client_access in main.cf on unix ones.
+// inet services, <service>_client_access in main.cf on unix ones, and a
+// per-client limit: a second command at once for one client is refused
+// while another client is served.
 func TestPostfixSpawndAccess(t *testing.T) {
 	dd := spawndDaemonDir(t)
-	inet := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	inet, one := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	marker := freshMarker()
+	killMarked(t, marker)
 	p := newPostfixInstance(t, fmt.Sprintf(`%s inet n n n - 0 spawnd -o client_access=!127.0.0.2,127.0.0.0/8
     user=nobody argv=/bin/echo ok
 root unix - n n - 0 spawnd
     user=nobody argv=/bin/echo ok
 notroot unix - n n - 0 spawnd
     user=nobody argv=/bin/echo ok
-`, inet), "daemon_directory = "+dd+"\nroot_client_access = uid:0\nnotroot_client_access = !user:root, uid:0\n")
+%s inet n n n - 0 spawnd -o client_connection_limit=1
+    user=nobody argv=/bin/sh -c { sleep 2.%s; echo ok }
+`, inet, one, marker), "daemon_directory = "+dd+"\nroot_client_access = uid:0\nnotroot_client_access = !user:root, uid:0\n")
+	first := make(chan string, 1)
+	go func() { got, _ := talkFrom("127.0.0.2", "tcp", one, 20*time.Second); first <- got }()
+	if !waitFor(10*time.Second, func() bool { return len(ProcsWithArg("2."+marker)) > 0 }) {
+		t.Fatalf("the first command did not start:\n%s", p.log())
+	}
+	if got, err := talkFrom("127.0.0.2", "tcp", one, 20*time.Second); got != "" {
+		t.Errorf("second command at once for 127.0.0.2: got %q (%v), want refused", got, err)
+	}
+	if got, err := talkFrom("127.0.0.3", "tcp", one, 20*time.Second); got != "ok\n" {
+		t.Errorf("127.0.0.3 meanwhile: got %q (%v)", got, err)
+	}
+	if got := <-first; got != "ok\n" {
+		t.Errorf("first command for 127.0.0.2: got %q", got)
+	}
 	for _, c := range []struct{ src, service, want string }{
 		{"127.0.0.1", inet, "ok\n"}, {"127.0.0.2", inet, ""}, {"127.0.0.3", inet, "ok\n"},
 		{"", "private/root", "ok\n"}, {"", "private/notroot", ""},
@@ -372,6 +392,7 @@ notroot unix - n n - 0 spawnd
 	for _, re := range []string{
 		`postfix/spawnd\[\d+\]: warning: service ` + regexp.QuoteMeta(inet) + `: client 127.0.0.2: refused by client_access !127.0.0.2/32`,
 		`postfix/spawnd\[\d+\]: warning: service notroot: client uid 0 gid 0: refused by client_access !uid:0`,
+		`postfix/spawnd\[\d+\]: warning: service ` + regexp.QuoteMeta(one) + `: client 127.0.0.2: 1 commands at once, client_connection_limit 1`,
 	} {
 		if _, ok := p.waitLog(re, 10*time.Second); !ok {
 			t.Errorf("no line matching %q in:\n%s", re, p.log())

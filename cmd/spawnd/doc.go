@@ -87,7 +87,9 @@
 // connection is closed at once and runs nothing; a client over a limit is
 // refused, not queued. Each refusal is logged with the service, the
 // client and the rule, at most 10 every 10 seconds, then one line that
-// counts the others. The executor checks client_access again on every
+// counts the others. Under master(8) the counts are one spawnd process's,
+// which master(8) replaces after $max_use connections or $max_idle
+// seconds. The executor checks client_access again on every
 // socket it is handed, and treats a refused client's as a protocol
 // violation.
 //
