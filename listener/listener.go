@@ -18,7 +18,8 @@
 //     (reconcile): connections beyond its limit wait in the kernel's listen
 //     backlog, and none is accepted only to be dropped.
 //   - Every accepted descriptor is closed right after the Run that carries
-//     it, sent or not: the listener keeps no client.
+//     it, sent or not, or at once when its service's client rules refuse
+//     it (access.go): the listener keeps no client.
 //   - One goroutine does all the work, so no state is shared; the only
 //     other goroutine turns Config.Stop into an eventfd wake-up.
 package listener
