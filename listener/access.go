@@ -76,11 +76,7 @@ func (l *listener) admit(svc *service, cfd int) (*tally, bool) {
 	if cs.byKey == nil {
 		return nil, true
 	}
-	key := policy.Client{Addr: peer.Addr, Uid: peer.Uid}
-	if key.Addr.Is6() {
-		key.Addr = netip.PrefixFrom(key.Addr, ipv6Group).Masked().Addr()
-	}
-	now := time.Now()
+	now, key := time.Now(), clientKey(peer)
 	c := cs.byKey[key]
 	if c == nil {
 		if len(cs.byKey) >= 2*cs.swept+sweepFloor {
@@ -106,6 +102,15 @@ func (l *listener) admit(svc *service, cfd int) (*tally, bool) {
 	}
 	c.inflight++
 	return c, true
+}
+
+// clientKey is what the limits count by: the address, an IPv6 one's /64,
+// or a unix peer's uid.
+func clientKey(peer policy.Client) policy.Client {
+	if peer.Addr.Is6() {
+		return policy.Client{Addr: netip.PrefixFrom(peer.Addr, ipv6Group).Masked().Addr()}
+	}
+	return policy.Client{Addr: peer.Addr, Uid: peer.Uid}
 }
 
 // release ends a command's time against its client.

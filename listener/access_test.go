@@ -52,6 +52,26 @@ func TestClientsLimitAndSweep(t *testing.T) {
 	if _, err := newClients(&ipc.Message{Name: "s", Access: "user:nobody"}); err == nil {
 		t.Errorf("a name in the canonical form was taken")
 	}
+	ip := func(s string) policy.Client { return policy.Client{Addr: netip.MustParseAddr(s)} }
+	for _, same := range [][2]policy.Client{
+		{ip("2001:db8:1:2::1"), ip("2001:db8:1:2:ffff::9")},
+		{ip("192.0.2.1"), ip("192.0.2.1")},
+		{{Uid: 7, Gid: 1}, {Uid: 7, Gid: 2}},
+	} {
+		if clientKey(same[0]) != clientKey(same[1]) {
+			t.Errorf("%v and %v counted apart", same[0], same[1])
+		}
+	}
+	for _, apart := range [][2]policy.Client{
+		{ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1")},
+		{ip("192.0.2.1"), ip("192.0.2.2")},
+		{{Uid: 7}, {Uid: 8}},
+		{{Uid: 0}, ip("0.0.0.0")},
+	} {
+		if clientKey(apart[0]) == clientKey(apart[1]) {
+			t.Errorf("%v and %v counted together", apart[0], apart[1])
+		}
+	}
 	a := &tally{inflight: 1}
 	cs.byKey[policy.Client{Uid: 5}] = a
 	cs.byKey[policy.Client{Uid: 6}] = &tally{}
