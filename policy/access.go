@@ -82,11 +82,8 @@ func (a Access) Check(fd int) error {
 		return nil
 	}
 	c, err := Peer(fd)
-	if err != nil {
-		return err
-	}
-	if ok, i := a.Decide(c); !ok {
-		return fmt.Errorf("client %s refused by client_access %s", c, a.Rule(i))
+	if ok, i := a.Decide(c); err != nil || !ok {
+		return cmp.Or(err, fmt.Errorf("client %s refused by client_access %s", c, a.Rule(i)))
 	}
 	return nil
 }
