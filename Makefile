@@ -55,11 +55,13 @@ soak: build
 tcb:
 	$(GO) run ./tools/tcb -root 2000 -request 800
 
-# Fuzz the listener-facing decoder and both configuration parsers.
+# Fuzz the listener-facing decoder, both configuration parsers and the
+# client_access pattern parser.
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./ipc
 	$(GO) test -run XXX -fuzz FuzzMainCF -fuzztime $(FUZZTIME) ./policy
 	$(GO) test -run XXX -fuzz FuzzMasterCF -fuzztime $(FUZZTIME) ./policy
+	$(GO) test -run XXX -fuzz FuzzAccess -fuzztime $(FUZZTIME) ./policy
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt: not formatted: $$out"; exit 1; fi

@@ -141,7 +141,7 @@ func (e *Executor) serve(s *session) error {
 		if err != nil {
 			return err
 		}
-		if err := e.check(st, m); err != nil {
+		if err := e.check(st, m, fd); err != nil {
 			if fd >= 0 {
 				unix.Close(fd)
 			}
@@ -159,10 +159,10 @@ func (e *Executor) serve(s *session) error {
 
 // check applies the executor's checks, in ipc/doc.go's order: the state
 // allows the kind, the service exists, the running commands are below the
-// hard cap.
+// hard cap, the service's client_access admits the client of fd.
 //
 //tcb:request-path
-func (e *Executor) check(st state, m *ipc.Message) error {
+func (e *Executor) check(st state, m *ipc.Message, fd int) error {
 	name := ipc.KindName(m.Kind)
 	if permits[st] != m.Kind {
 		return &ipc.Violation{Check: "state", Detail: fmt.Sprintf("%s while %s", name, stateNames[st])}
@@ -177,6 +177,9 @@ func (e *Executor) check(st state, m *ipc.Message) error {
 	// between here and the start.
 	if e.Running() >= e.cfg.Cap {
 		return &ipc.Violation{Check: "cap", Detail: fmt.Sprintf("%s past the hard cap of %d running commands", name, e.cfg.Cap)}
+	}
+	if err := e.cfg.Policy.Services[m.Service].Access.Check(fd); err != nil {
+		return &ipc.Violation{Check: "access", Detail: fmt.Sprintf("%s for service %s: %v", name, e.cfg.Policy.Services[m.Service].Name, err)}
 	}
 	return nil
 }
@@ -204,7 +207,8 @@ func (e *Executor) welcome(s *session) {
 		}
 		s.out <- &ipc.Message{Kind: ipc.KindService, Service: uint32(i), Name: clip(svc.Name),
 			Command: clip(svc.Argv[0]), Limit: uint32(svc.ProcessLimit),
-			Fd: e.cfg.ListenFd[i], NFd: e.cfg.ListenN[i], Running: uint32(n)}
+			Fd: e.cfg.ListenFd[i], NFd: e.cfg.ListenN[i], Running: uint32(n), Access: svc.Access.String(),
+			PerHost: uint32(svc.ClientLimit), Rate: uint32(svc.RateLimit), RateSec: uint32(svc.RateUnit.Seconds())}
 	}
 	for _, m := range e.pending {
 		s.out <- m

@@ -629,7 +629,7 @@ func TestHostileListener(t *testing.T) {
 		flood bool
 	}{
 		{"garbage", []dgram{{[]byte("\xc1garbage"), []int{sock}}}, "message is not a msgpack map", false},
-		{"oversized", []dgram{{make([]byte, 4*ipc.MaxMessage), []int{sock}}}, "message over 1024 bytes", false},
+		{"oversized", []dgram{{make([]byte, 4*ipc.MaxMessage), []int{sock}}}, "message over 8192 bytes", false},
 		{"truncated", []dgram{{hello, nil}, {run[:len(run)-1], []int{sock}}}, `undecodable message: key "q": unexpected EOF`, false},
 		{"no fd", []dgram{{hello, nil}, {run, nil}}, "run request with 0 descriptors, want 1", false},
 		{"two fds", []dgram{{hello, nil}, {run, []int{sock, sock}}}, "run request with 2 descriptors, want 1", false},
@@ -692,6 +692,56 @@ func TestHostileListener(t *testing.T) {
 				t.Errorf("%d fds before, %d after (1 for the executor's end): fds leaked", before, after)
 			}
 		})
+	}
+}
+
+// TestAccessViolation: a Run whose client the service's client_access
+// refuses is a violation (the client is read from the socket, here
+// SO_PEERCRED of a socket pair: this process's uid), its descriptor is
+// closed and nothing runs; one the list admits runs.
+func TestAccessViolation(t *testing.T) {
+	needRoot(t)
+	for _, c := range []struct{ list, want string }{
+		{"!uid:" + strconv.Itoa(os.Getuid()) + " uid:1", "client uid 0 gid 0 refused by client_access !uid:0"},
+		{"127.0.0.1", "client uid 0 gid 0 refused by client_access (no pattern matches)"},
+		{"uid:" + strconv.Itoa(os.Getuid()), ""},
+	} {
+		svc := service("/bin/true")
+		var err error
+		if svc.Access, err = policy.ParseAccess(c.list); err != nil {
+			t.Fatal(err)
+		}
+		e, log := newExecutor(t, 2, svc)
+		sock, _ := unixClient(t)
+		before := openFds(t)
+		f := serve(t, e, log)
+		if svcs := f.hello(); svcs[0].Access != svc.Access.String() {
+			t.Errorf("Service message with access %q, want %q", svcs[0].Access, svc.Access.String())
+		}
+		f.run(1, 0, sock)
+		if c.want == "" {
+			if r := f.receive(); r.Kind != ipc.KindExited || r.Code != 0 {
+				t.Errorf("%s: %+v, want the command run", c.list, r)
+			}
+			f.l.Shutdown()
+			f.wait()
+			f.l.Close()
+			continue
+		}
+		if err := f.wait(); !errors.As(err, new(*ipc.Violation)) {
+			t.Fatalf("%s: Serve returned %v, want a violation", c.list, err)
+		}
+		want := "warning: listener protocol violation: run request for service test: " + c.want + "; stopping listener\n"
+		if b, _ := os.ReadFile(f.log); !bytes.HasSuffix(b, []byte(want)) {
+			t.Errorf("%s: log %q, want %q", c.list, b, want)
+		}
+		if n := e.Running(); n != 0 {
+			t.Errorf("%d commands running", n)
+		}
+		f.l.Close()
+		if after := openFds(t); after != before+1 {
+			t.Errorf("%d fds before, %d after (1 for the executor's end): fds leaked", before, after)
+		}
 	}
 }
 

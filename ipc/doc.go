@@ -19,7 +19,8 @@
 //	   |              Welcome{v, services n, cap} |
 //	   |<-----------------------------------------|
 //	   |  Service{index, name, command, limit,    |  n times
-//	   |          fd, nfd, running}               |
+//	   |          fd, nfd, running, access,       |
+//	   |          per-client limit, rate, unit}   |
 //	   |<-----------------------------------------|
 //	   | Run{seq, service} + client fd            |  per connection
 //	   |----------------------------------------->|
@@ -35,7 +36,10 @@
 //	Welcome 16  E->L  0 fds  n number of Service messages, m hard cap on running commands
 //	Service 17  E->L  0 fds  s index, a name, c argv[0], l process limit (0 = cap only),
 //	                         f first listening fd, d number of fds, r already running
-//	                         (or ended, result not yet sent): each one result with seq 0
+//	                         (or ended, result not yet sent): each one result with seq 0,
+//	                         w client_access in canonical form (policy.Access.String),
+//	                         i client_connection_limit, o client_connection_rate_limit,
+//	                         y client_rate_time_unit in seconds (0 = none for each)
 //	Exited  18  E->L  0 fds  q seq, s service, p pid, x exit status, g signal,
 //	                         t time limit fired, u run time in microseconds
 //	Refused 19  E->L  0 fds  q seq, s service, e reason
@@ -72,13 +76,16 @@
 // exact descriptor count, a Run's sequence number is not 0, the descriptor
 // is a stream socket of family inet, inet6 or unix that is not listening
 // (fstat, SO_TYPE, SO_DOMAIN, SO_ACCEPTCONN); then, in the executor, the
-// state allows the kind, the service index is in range, and the running
-// commands are below the hard cap. Check does all but the descriptor and
-// executor checks, and is a pure function: FuzzCheck drives it.
+// state allows the kind, the service index is in range, the running
+// commands are below the hard cap, and the service's client_access admits
+// the descriptor's client (policy.Access.Check). Check does all but the
+// descriptor and executor checks, and is a pure function: FuzzCheck
+// drives it.
 //
 // # Versioning
 //
-// Version is 1. Both binaries are built and installed together; a message
-// of any other version is a violation, not a negotiation. A change to a
+// Version is 2 (2 added the Service message's client fields w, i, o, y).
+// Both binaries are built and installed together; a message of any other
+// version is a violation, not a negotiation. A change to a
 // field's meaning or to the table takes a new version.
 package ipc

@@ -10,10 +10,11 @@ import (
 )
 
 // Version is the protocol version both sides must speak.
-const Version = 1
+const Version = 2
 
-// MaxMessage is the largest datagram either side sends or accepts.
-const MaxMessage = 1024
+// MaxMessage is the largest datagram either side sends or accepts: room
+// for a Service message with a long client_access list.
+const MaxMessage = 8192
 
 // Kind says what a message is. Listener requests are below 16, executor
 // replies 16 and up, so the direction check is one comparison.
@@ -56,6 +57,10 @@ type Message struct {
 	Fd      int32  `msgpack:"f,omitempty"` // Service: first listening fd in the listener
 	NFd     uint32 `msgpack:"d,omitempty"` // Service: number of listening fds
 	Running uint32 `msgpack:"r,omitempty"` // Service: commands already running for it
+	Access  string `msgpack:"w,omitempty"` // Service: client_access, canonical form
+	PerHost uint32 `msgpack:"i,omitempty"` // Service: client_connection_limit
+	Rate    uint32 `msgpack:"o,omitempty"` // Service: client_connection_rate_limit
+	RateSec uint32 `msgpack:"y,omitempty"` // Service: client_rate_time_unit, seconds
 
 	Pid     int32  `msgpack:"p,omitempty"` // Exited: the command's pid
 	Code    int32  `msgpack:"x,omitempty"` // Exited: exit status when it exited
@@ -83,6 +88,10 @@ const (
 	fTimeout
 	fMicros
 	fReason
+	fAccess
+	fPerHost
+	fRate
+	fRateSec
 )
 
 // rule is one row of the request table.
@@ -97,7 +106,7 @@ var rules = map[Kind]rule{
 	KindHello:   {"hello", FromListener, 0, 0},
 	KindRun:     {"run request", FromListener, 1, fSeq | fService},
 	KindWelcome: {"welcome", FromExecutor, 0, fServices | fCap},
-	KindService: {"service", FromExecutor, 0, fService | fName | fCommand | fLimit | fFd | fNFd | fRunning},
+	KindService: {"service", FromExecutor, 0, fService | fName | fCommand | fLimit | fFd | fNFd | fRunning | fAccess | fPerHost | fRate | fRateSec},
 	KindExited:  {"exited", FromExecutor, 0, fSeq | fService | fPid | fCode | fSignal | fTimeout | fMicros},
 	KindRefused: {"refused", FromExecutor, 0, fSeq | fService | fReason},
 }
@@ -136,6 +145,10 @@ func (m *Message) fields() uint32 {
 	set(fTimeout, m.Timeout)
 	set(fMicros, m.Micros != 0)
 	set(fReason, m.Reason != "")
+	set(fAccess, m.Access != "")
+	set(fPerHost, m.PerHost != 0)
+	set(fRate, m.Rate != 0)
+	set(fRateSec, m.RateSec != 0)
 	return f
 }
 
@@ -234,6 +247,14 @@ func (m *Message) decodeField(d *msgpack.Decoder, key string) (err error) {
 		m.NFd, err = integer[uint32](d, 0, math.MaxUint32)
 	case "r":
 		m.Running, err = integer[uint32](d, 0, math.MaxUint32)
+	case "i":
+		m.PerHost, err = integer[uint32](d, 0, math.MaxInt32)
+	case "o":
+		m.Rate, err = integer[uint32](d, 0, math.MaxInt32)
+	case "y":
+		m.RateSec, err = integer[uint32](d, 0, math.MaxInt32)
+	case "w":
+		m.Access, err = d.DecodeString()
 	case "p":
 		m.Pid, err = integer[int32](d, 0, math.MaxInt32)
 	case "x":

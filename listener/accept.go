@@ -20,11 +20,16 @@ func (l *listener) accept(s *socket) error {
 			}
 			return nil
 		}
+		cl, ok := l.admit(svc, cfd)
+		if !ok {
+			unix.Close(cfd)
+			continue
+		}
 		if s.tcp {
 			unix.SetsockoptInt(cfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
 		}
 		l.seq++
-		p := pending{svc: s.svc}
+		p := pending{svc: s.svc, client: cl}
 		if l.cfg.Verbose {
 			p.peer, p.start = peerName(cfd), time.Now()
 		}

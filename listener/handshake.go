@@ -46,8 +46,12 @@ func (l *listener) handshake() error {
 		if s.NFd == 0 || s.Fd < 3 || int64(s.Fd)+int64(s.NFd) > 1<<20 {
 			return fmt.Errorf("executor sent service %s with listening fds %d to %d", s.Name, s.Fd, int64(s.Fd)+int64(s.NFd)-1)
 		}
+		cs, err := newClients(s)
+		if err != nil {
+			return err
+		}
 		svc := &service{name: s.Name, command: s.Command, limit: int(s.Limit),
-			inflight: int(s.Running), earlier: int(s.Running)}
+			inflight: int(s.Running), earlier: int(s.Running), clients: cs}
 		for fd := int(s.Fd); fd < int(s.Fd)+int(s.NFd); fd++ {
 			if taken[fd] {
 				return fmt.Errorf("service %s: listening fd %d: already in use", s.Name, fd)

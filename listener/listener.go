@@ -18,7 +18,8 @@
 //     (reconcile): connections beyond its limit wait in the kernel's listen
 //     backlog, and none is accepted only to be dropped.
 //   - Every accepted descriptor is closed right after the Run that carries
-//     it, sent or not: the listener keeps no client.
+//     it, sent or not, or at once when its service's client rules refuse
+//     it (access.go): the listener keeps no client.
 //   - One goroutine does all the work, so no state is shared; the only
 //     other goroutine turns Config.Stop into an eventfd wake-up.
 package listener
@@ -103,6 +104,7 @@ type service struct {
 	limit         int // 0: only the cap
 	inflight      int // Runs without a result, plus earlier
 	earlier       int // results still due with seq 0 (commands of an earlier listener)
+	clients       clients
 }
 
 type socket struct {
@@ -115,9 +117,10 @@ type socket struct {
 
 // pending is one Run without a result yet.
 type pending struct {
-	svc   int
-	peer  string    // with Verbose only
-	start time.Time // with Verbose only
+	svc    int
+	client *tally    // the client it counts against (access.go), or nil
+	peer   string    // with Verbose only
+	start  time.Time // with Verbose only
 }
 
 type listener struct {
@@ -147,6 +150,10 @@ type listener struct {
 	anyPaused   bool
 	wake        int // eventfd for Config.Stop and Leave; -1: none
 	leave       atomic.Bool
+
+	refusedSince  time.Time // start of the refusal warnings' interval (access.go)
+	refusedLogged int       // refusals logged in it
+	refusedMuted  int       // and not logged
 }
 
 // Run serves connections until the executor goes away (it returns nil at

@@ -106,6 +106,9 @@ func (l *listener) timeout() int {
 	if dl, ok := l.idleDeadline(); ok && (next.IsZero() || dl.Before(next)) {
 		next = dl
 	}
+	if dl := l.refusedSince.Add(warnInterval); l.refusedMuted > 0 && (next.IsZero() || dl.Before(next)) {
+		next = dl
+	}
 	if next.IsZero() {
 		return -1
 	}
@@ -124,6 +127,9 @@ func (l *listener) idleDeadline() (time.Time, bool) {
 }
 
 func (l *listener) timers() {
+	if l.refusedMuted > 0 && time.Since(l.refusedSince) >= warnInterval {
+		l.flushRefusals(time.Now())
+	}
 	dl, idle := l.idleDeadline()
 	if !l.anyPaused && !idle {
 		return

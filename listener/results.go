@@ -52,6 +52,7 @@ func (l *listener) result() error {
 			return fmt.Errorf("executor sent %s for seq %d service %s, which is not in flight", ipc.KindName(m.Kind), m.Seq, svc.name)
 		}
 		delete(l.pending, m.Seq)
+		p.client.release()
 	}
 	svc.inflight--
 	l.inflight--

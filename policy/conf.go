@@ -108,6 +108,7 @@ type conf struct {
 	pos  map[string]Error  // where each value not a default was set
 	memo map[string]string // expanded values
 	l    *loader
+	svc  string // the service errors name, if any
 }
 
 func (l *loader) parseMainCF(file, text string) *conf {
@@ -140,7 +141,9 @@ func (c *conf) has(name string) bool { _, ok := c.vals[name]; return ok }
 
 // errorf reports a problem with parameter name where it was set.
 func (c *conf) errorf(name, format string, a ...any) {
-	c.l.add(cmp.Or(c.pos[name], Error{File: c.file}), format, a...)
+	pos := cmp.Or(c.pos[name], Error{File: c.file})
+	pos.Service = cmp.Or(pos.Service, c.svc)
+	c.l.add(pos, format, a...)
 }
 
 // str returns parameter name expanded; ok is false after an error.

@@ -121,6 +121,12 @@ var defaults = map[string]string{
 	"command_nproc_limit":         "0",
 	"command_file_size_limit":     "0",
 	"command_no_new_privileges":   "no",
+
+	// Who may connect, and how much (access.go).
+	"client_access":                "",
+	"client_connection_limit":      "0",
+	"client_connection_rate_limit": "0",
+	"client_rate_time_unit":        "60s",
 }
 
 // loader collects what one load finds.
@@ -239,7 +245,7 @@ func loadDaemon(dir string, a *DaemonArgs, env []string, acct accounts) (*Policy
 	l.checks(pos, check{a.Transport == "", "no transport type specified"},
 		check{a.Transport == Pass, "transport type pass is not supported: spawnd does not receive passed connections"},
 		check{!slices.Contains([]string{"", Pass, Unix, Inet}, a.Transport), "unsupported transport type: " + a.Transport})
-	s := l.service(c, p, pos, a.Attrs, over)
+	s := l.service(c, p, pos, a.Attrs, over, a.Transport)
 	s.Endpoint = Endpoint{Type: a.Transport}
 	max := l.maxproc(pos, a)
 	n, err := strconv.Atoi(max)
@@ -374,7 +380,7 @@ func (l *loader) entry(p *Policy, c *conf, pos Error, w []string) *Service {
 		return &Service{Endpoint: ep}
 	}
 	over := l.overrides(pos, a)
-	s := l.service(c.with(over, pos), p, pos, a.Attrs, over)
+	s := l.service(c.with(over, pos), p, pos, a.Attrs, over, ep.Type)
 	s.Endpoint, s.ProcessLimit = ep, limit
 	if dir := filepath.Dir(ep.Address); ep.Type == Unix && ep.Private {
 		if st, err := os.Stat(dir); err == nil && st.Mode()&0o033 != 0 {
@@ -428,7 +434,7 @@ func endpoint(typ, name string, private bool, queue string) (Endpoint, error) {
 
 // service checks a service's attributes (user=, argv=) and resolves all
 // its command gets, with parameters c. It reports errors at pos.
-func (l *loader) service(c *conf, p *Policy, pos Error, attrs []string, over map[string]string) *Service {
+func (l *loader) service(c *conf, p *Policy, pos Error, attrs []string, over map[string]string, typ string) *Service {
 	s := &Service{Name: pos.Service, File: pos.File, Line: pos.Line, Dir: "/"}
 	userSeen, userOK := false, false
 	for i, w := range attrs {
@@ -486,6 +492,7 @@ func (l *loader) service(c *conf, p *Policy, pos Error, attrs []string, over map
 		c.errorf("export_environment", "parameter export_environment: %v", err)
 	}
 	s.Env, s.Groups = exportEnv(vars, l.env), []uint32{s.Gid}
+	l.clients(c, s, over, typ)
 	if st, err := os.Stat(p.QueueDirectory); err == nil && st.IsDir() {
 		s.Dir = p.QueueDirectory
 	}

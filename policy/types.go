@@ -79,6 +79,15 @@ type Service struct {
 	// (<service>_peer_environment or -o peer_environment=yes).
 	PeerEnvironment bool
 
+	// Access is client_access: who may connect. ClientLimit is
+	// client_connection_limit (commands at once per client), RateLimit
+	// client_connection_rate_limit (connections per client per RateUnit,
+	// client_rate_time_unit); 0: no limit.
+	Access      Access
+	ClientLimit int
+	RateLimit   int
+	RateUnit    time.Duration
+
 	// Limits are the command's resource limits and no_new_privileges,
 	// all off by default as in spawn(8).
 	Limits Limits

@@ -50,8 +50,9 @@ func TestCheckCommand(t *testing.T) {
 	bin := checkBinary(t)
 	t.Run("examples", func(t *testing.T) {
 		code, out, errs := checkRun(t, bin, "..", "-c", "examples")
-		want := "127.0.0.1:10025 inet 127.0.0.1:10025 user=nobody group=nogroup time_limit=10s process_limit=4 argv=/bin/echo hello from spawnd\n" +
-			"id unix /run/spawnd-demo/private/id user=nobody group=nogroup time_limit=10s process_limit=100 argv=/usr/bin/id\n"
+		rules := " client_connection_limit=2 client_access={ 127.0.0.0/8 ::1/128 uid:0 }"
+		want := "127.0.0.1:10025 inet 127.0.0.1:10025 user=nobody group=nogroup time_limit=10s process_limit=4" + rules + " argv=/bin/echo hello from spawnd\n" +
+			"id unix /run/spawnd-demo/private/id user=nobody group=nogroup time_limit=10s process_limit=100" + rules + " argv=/usr/bin/id\n"
 		if code != 0 || out != want || strings.Contains(errs, "fatal:") {
 			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant stdout:\n%s", code, out, errs, want)
 		}

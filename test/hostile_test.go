@@ -70,14 +70,16 @@ type hostileRun struct {
 	state  string // the listener's notes (runs) and the go file
 	marks  string // where the service's command leaves a file
 	marker string // in the flood service's arguments
+	addr   string // service 0's address
 }
 
 // startHostile starts spawnd with two services: 0 leaves a file in marks,
-// 1 sleeps (the flood's target, no process limit).
-func startHostile(t *testing.T, scenario string, service int) *hostileRun {
+// with opts (-o options) if any, 1 sleeps (the flood's target, no
+// process limit).
+func startHostile(t *testing.T, scenario string, service int, opts ...string) *hostileRun {
 	t.Helper()
 	requireRoot(t)
-	h := &hostileRun{state: tempDir(t), marks: tempDir(t), marker: freshMarker()}
+	h := &hostileRun{state: tempDir(t), marks: tempDir(t), marker: freshMarker(), addr: loopback(t)}
 	killMarked(t, h.marker)
 	for _, d := range []string{h.state, h.marks} {
 		os.Chmod(d, 0o777)
@@ -85,7 +87,7 @@ func startHostile(t *testing.T, scenario string, service int) *hostileRun {
 	script := writeScript(t, tempDir(t), "mark", "touch "+h.marks+"/ran.$$\n")
 	probe, ready := probeService(t)
 	h.d = StartServe(t, Config{
-		Master: fmt.Sprintf("%s inet n n n - - spawnd user=nobody argv=%s\n", loopback(t), script) +
+		Master: fmt.Sprintf("%s inet n n n - - spawnd %s user=nobody argv=%s\n", h.addr, strings.Join(opts, " "), script) +
 			fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) + probe,
 		Bin:   hostileDir(t, scenario, h.state, service),
 		Ready: []string{ready},
@@ -153,7 +155,7 @@ func (h *hostileRun) attack(t *testing.T) int {
 // hostileCases: scenario, the violation's reason as logged.
 var hostileCases = []struct{ scenario, reason string }{
 	{"garbage", `message is not a msgpack map`},
-	{"oversized", `message over 1024 bytes`},
+	{"oversized", `message over 8192 bytes`},
 	{"truncated", `undecodable message`},
 	{"trailing", `1 bytes after the message`},
 	{"fds0", `run request with 0 descriptors, want 1`},
@@ -172,7 +174,7 @@ var hostileCases = []struct{ scenario, reason string }{
 	{"replyexited", `exited sent in the wrong direction`},
 	{"replywelcome", `welcome sent in the wrong direction`},
 	{"unknownkind", `unknown kind 7`},
-	{"version", `version 2, want 1`},
+	{"version", `version 3, want 2`},
 }
 
 // TestHostileListener: every scenario of hostileCases against its own

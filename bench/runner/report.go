@@ -62,6 +62,22 @@ func (b *bench) ratio(peer string, c int, f func(sample) float64) string {
 	return fmt.Sprintf("%.2f×", ma/mp)
 }
 
+// runRatios is key's conn/s over spawnd's, run by run (the two are
+// measured one after the other in every run): median (min–max).
+func (b *bench) runRatios(key string, c int) string {
+	a, p := b.values(key, c, connPerSec), b.values("spawnd", c, connPerSec)
+	var r []float64
+	for i := 0; i < len(a) && i < len(p); i++ {
+		if p[i] > 0 {
+			r = append(r, a[i]/p[i])
+		}
+	}
+	if len(r) == 0 {
+		return "–"
+	}
+	return cell(r, 2) + "×"
+}
+
 func (b *bench) report(servers []*server, concs []int, runs int, notes []string, started time.Time, quiet string) {
 	w := &strings.Builder{}
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
@@ -116,6 +132,15 @@ func (b *bench) report(servers []*server, concs []int, runs int, notes []string,
 		row(append(r, fmt.Sprintf("%d of %d", failed, conns))...)
 	}
 	p("")
+	if len(b.samples["spawnd-acl"][first]) > 0 {
+		r := []string{"100-pattern client_access over none, run by run"}
+		for _, c := range concs {
+			r = append(r, b.runRatios("spawnd-acl", c))
+		}
+		hdr(1, cols...)
+		row(r...)
+		p("")
+	}
 
 	p("### Latency, dial to end of file (ms)")
 	p("")

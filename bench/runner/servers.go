@@ -359,17 +359,30 @@ func startSpawnd(e *env) ([]*server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	addr, hardened := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	addr, hardened, acl := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
 	logFile := filepath.Join(dir, "spawnd.log")
 	mainCF := fmt.Sprintf("mail_owner = %s\nqueue_directory = %s\nmaillog_file_prefixes = %s\nmaillog_file = %s\n",
 		owner, dir, dir, logFile)
+	// The third service has a client_access list of 100 patterns whose
+	// last one admits the load generator: every connection is checked
+	// against all of them, by the listener and again by the executor.
+	var patterns []string
+	for i := 0; i < 99; i++ {
+		if i%3 == 0 {
+			patterns = append(patterns, fmt.Sprintf("![2001:db8:%x::]/48", i))
+		} else {
+			patterns = append(patterns, fmt.Sprintf("10.%d.%d.0/24", i, 255-i))
+		}
+	}
 	masterCF := fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/echo ok\n", addr) +
 		fmt.Sprintf("%s inet n n n - 0 spawnd -o command_cpu_limit=60 -o command_no_new_privileges=yes\n"+
-			"    user=nobody argv=/bin/echo ok\n", hardened)
+			"    user=nobody argv=/bin/echo ok\n", hardened) +
+		fmt.Sprintf("%s inet n n n - 0 spawnd -o {client_access = %s 127.0.0.0/8} user=nobody argv=/bin/echo ok\n",
+			acl, strings.Join(patterns, " "))
 	if err := os.WriteFile(filepath.Join(dir, "main.cf"), []byte(mainCF), 0o644); err != nil {
 		return nil, err
 	}
@@ -391,8 +404,14 @@ func startSpawnd(e *env) ([]*server, error) {
 		stop(p)
 		return nil, errors.New("serving, but no spawnd-listener child found")
 	}
+	if err := waitReady(acl, p, 5*time.Second); err != nil {
+		stop(p)
+		return nil, err
+	}
 	return []*server{{key: "spawnd", label: "spawnd", addr: addr, proc: p,
 		counted: "executor + listener", daemons: daemons, memory: daemons},
 		{key: "spawnd-limits", label: "spawnd, command_cpu_limit and command_no_new_privileges (spawnd-limits)", addr: hardened,
-			proc: p, counted: "executor + listener", daemons: daemons}}, nil
+			proc: p, counted: "executor + listener", daemons: daemons},
+		{key: "spawnd-acl", label: "spawnd, 100-pattern client_access", addr: acl, proc: p,
+			counted: "executor + listener", daemons: daemons}}, nil
 }

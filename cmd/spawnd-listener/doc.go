@@ -23,8 +23,9 @@
 //     package. The listener sends Hello; the executor answers Welcome, with
 //     its hard cap on running commands, and one Service message per service
 //     (name, command, concurrency limit, listening descriptors, commands
-//     already running); then the listener sends one Run request per
-//     connection and the executor answers each with Exited or Refused.
+//     already running, client_access list and per-client limits); then
+//     the listener sends one Run request per connection and the executor
+//     answers each with Exited or Refused.
 //   - 4: The log destination the executor opened, of the kind -L names.
 //   - 5: With -p, master(8)'s status channel.
 //   - 5 and up (6 and up with -p): The listening sockets, each service's
@@ -32,10 +33,16 @@
 //
 // One event loop (epoll) watches the pair, the status channel and the
 // listening sockets of every service that may take another connection.
-// For each connection it accepts (close-on-exec; SO_KEEPALIVE for TCP, as
-// Postfix sets it) it sends Run, with a sequence number and the service's
-// index, and closes its own copy of the client at once. A command is in
-// flight from its Run until its result arrives; the commands already
+// It checks each connection it accepts against its service's
+// client_access list and per-client limits (spawnd(8), Who may connect),
+// reading the client from the socket (getpeername, SO_PEERCRED): a
+// refused one is closed at once, with a warning that names the service,
+// the client and the rule, at most 10 every 10 seconds and then a count
+// of the others. For each connection it keeps (close-on-exec;
+// SO_KEEPALIVE for TCP, as Postfix sets it) it sends Run, with a
+// sequence number and the service's index, and closes its own copy of
+// the client at once. A command is in flight from its Run until its
+// result arrives; the commands already
 // running when the listener started count as in flight until their
 // results, with sequence number 0, arrive. A service at its concurrency
 // limit, or every service when the total reaches the executor's cap, is

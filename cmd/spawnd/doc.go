@@ -63,6 +63,36 @@
 // UNIXREMOTEUID, UNIXREMOTEGID and UNIXREMOTEPID (from SO_PEERCRED) for
 // UNIX sockets.
 //
+// # Who may connect
+//
+// client_access is a list of patterns in Postfix's list syntax, separated
+// by commas or whitespace; ! in front negates; the first pattern that
+// matches decides, and a client no pattern matches is refused unless the
+// list is empty (the default: everyone). An inet service takes address,
+// address/prefix, [ipv6] and [ipv6]/prefix, and an IPv4 client of a
+// dual-stack socket matches IPv4 patterns; a unix service takes uid:N,
+// user:NAME, gid:N and group:NAME, matched against the client's
+// SO_PEERCRED (names are resolved at start-up). A list may hold both
+// kinds, for inet and unix services alike: a pattern of the other kind
+// never matches, and a list with none of a service's kind is an error:
+//
+//	client_access = !10.1.2.3, 10.1.0.0/16, [::1]
+//	policy_client_access = !user:nobody, group:postfix
+//
+// client_connection_limit caps the commands at once of one client and
+// client_connection_rate_limit its connections per client_rate_time_unit,
+// a fixed window that the client's first connection opens, as anvil(8)'s.
+// A client is an IPv4 address, an IPv6 /64, or a uid. The listener
+// applies all of it before a connection reaches the executor: a refused
+// connection is closed at once and runs nothing; a client over a limit is
+// refused, not queued. Each refusal is logged with the service, the
+// client and the rule, at most 10 every 10 seconds, then one line that
+// counts the others. Under master(8) the counts are one spawnd process's,
+// which master(8) replaces after $max_use connections or $max_idle
+// seconds. The executor checks client_access again on every
+// socket it is handed, and treats a refused client's as a protocol
+// violation.
+//
 // # Standalone mode
 //
 // spawnd serve serves every service in DIR/master.cf (default /etc/spawnd)
@@ -116,9 +146,10 @@
 //
 // spawnd check loads and validates everything serve would, prints one line
 // per service (name, endpoint, user, group, time limit, concurrency limit,
-// argv) and warnings, such as a private socket directory that other users
-// can enter, and exits 0; or prints every error and exits 1. It opens no
-// socket and starts nothing. spawnd version prints the version.
+// the limits and client_access list that are set, argv) and warnings,
+// such as a private socket directory that other users can enter, and
+// exits 0; or prints every error and exits 1. It opens no socket and
+// starts nothing. spawnd version prints the version.
 //
 // # Postfix mode
 //
@@ -208,8 +239,9 @@
 // accepts a connection, never reads or writes client data, never parses
 // anything from the network, and never changes its own uid or gid. It
 // treats the listener as hostile: a request that is malformed, carries
-// other than exactly one socket descriptor, names an unknown service or
-// exceeds the executor's hard cap on children is refused, its descriptors
+// other than exactly one socket descriptor, names an unknown service,
+// exceeds the executor's hard cap on children or carries a client that
+// the service's client_access refuses is refused, its descriptors
 // are closed, a warning is logged, and the listener is killed and
 // restarted (in Postfix mode spawnd exits and master(8) starts another).
 // Nothing the listener sends can change which program runs, with which
@@ -272,6 +304,8 @@
 //
 // Set in main.cf, with Postfix's syntax ($name and ${name} expansion, time
 // units s, m, h, d and w), or per service with -o name=value in master.cf.
+// The client_ parameters can also be set for one service in main.cf as
+// <service>_client_access and so on.
 // A change takes a restart: SIGHUP in standalone mode, postfix reload
 // under master(8).
 //
@@ -298,6 +332,14 @@
 //     PR_SET_NO_NEW_PRIVS: set-user-ID and set-group-ID programs and file
 //     capabilities give it nothing. This breaks a command that submits
 //     mail through sendmail(1), which needs postdrop(1)'s group.
+//   - client_access (empty): Who may connect (see Who may connect); empty
+//     lets everyone in. <service>_client_access sets it for one service.
+//   - client_connection_limit (0): The commands one client may have at
+//     once; 0 is no limit.
+//   - client_connection_rate_limit (0): The connections one client may
+//     make per client_rate_time_unit; 0 is no limit.
+//   - client_rate_time_unit (60s): The unit of the rate limit, with time
+//     units.
 //   - default_process_limit (100): The concurrency limit of a service
 //     whose maxproc column is -, in both modes.
 //   - export_environment (TZ MAIL_CONFIG LANG): The names of the variables

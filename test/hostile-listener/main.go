@@ -137,8 +137,12 @@ var scenarios = map[string]func(svc uint32){
 	"unknownkind": func(svc uint32) { hello(); run(&ipc.Message{Kind: 7}) },
 	"version": func(svc uint32) {
 		hello()
-		send([]byte{0x82, 0xa1, 'v', 0x02, 0xa1, 'k', 0x01}) // {v: 2, k: 1}
+		send([]byte{0x82, 0xa1, 'v', 0x03, 0xa1, 'k', 0x01}) // {v: 3, k: 1}
 	},
+	// A client the test connects, accepted on service 0's listening
+	// socket and passed on whoever it is: the executor re-checks the
+	// service's client_access.
+	"accepted": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc), acceptOne()) },
 	// More Runs than the executor's hard cap, all with one socket: the
 	// executor receives a new descriptor for each.
 	"flood": func(svc uint32) {
@@ -255,6 +259,20 @@ func sock() int {
 	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	must(err)
 	return p[0]
+}
+
+// acceptOne accepts one connection on the first listening socket, waiting
+// up to 20 seconds for the test to connect.
+func acceptOne() int {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if fd, _, err := unix.Accept4(listenFd, unix.SOCK_CLOEXEC); err == nil {
+			return fd
+		} else if err != unix.EAGAIN && err != unix.EINTR {
+			must(err)
+		}
+	}
+	must(fmt.Errorf("no connection to accept within 20s"))
+	return -1
 }
 
 func must(err error) {
