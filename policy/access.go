@@ -38,6 +38,9 @@ type Client struct {
 	Uid, Gid uint32
 }
 
+// String names the client in log lines.
+//
+//tcb:request-path
 func (c Client) String() string {
 	if c.Addr.IsValid() {
 		return c.Addr.String()
@@ -46,6 +49,8 @@ func (c Client) String() string {
 }
 
 // Peer returns the client of the connected socket fd, read from the socket.
+//
+//tcb:request-path
 func Peer(fd int) (Client, error) {
 	sa, err := unix.Getpeername(fd)
 	switch a := sa.(type) {
@@ -65,6 +70,8 @@ func Peer(fd int) (Client, error) {
 
 // Decide returns whether c may connect and the index of the pattern that
 // decided, -1 when none matched.
+//
+//tcb:request-path
 func (a Access) Decide(c Client) (bool, int) {
 	for i, p := range a {
 		if p.kind == 'n' && p.net.Contains(c.Addr) || !c.Addr.IsValid() &&
@@ -77,6 +84,8 @@ func (a Access) Decide(c Client) (bool, int) {
 
 // Check re-checks the client of socket fd (the executor's defence in
 // depth); the error says why it is refused.
+//
+//tcb:request-path
 func (a Access) Check(fd int) error {
 	if len(a) == 0 {
 		return nil
@@ -89,6 +98,8 @@ func (a Access) Check(fd int) error {
 }
 
 // Rule returns pattern i in canonical form, or says that none matched.
+//
+//tcb:request-path
 func (a Access) Rule(i int) string {
 	if i < 0 {
 		return "(no pattern matches)"

@@ -338,8 +338,9 @@ func startCeiling(e *env, pkg string) ([]*server, error) {
 }
 
 // startSpawnd runs `spawnd serve -c DIR` with a generated configuration:
-// the /bin/echo service, and the same with command_cpu_limit and
-// command_no_new_privileges (its commands run through spawnd-limits).
+// the /bin/echo service, the same with command_cpu_limit and
+// command_no_new_privileges (its commands run through spawnd-limits), and
+// the same with a 100-pattern client_access list.
 func startSpawnd(e *env) ([]*server, error) {
 	exe := filepath.Join(e.bin, "spawnd")
 	for _, b := range []string{exe, filepath.Join(e.bin, "spawnd-listener")} {
@@ -363,10 +364,8 @@ func startSpawnd(e *env) ([]*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, hardened, acl := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
-	logFile := filepath.Join(dir, "spawnd.log")
-	mainCF := fmt.Sprintf("mail_owner = %s\nqueue_directory = %s\nmaillog_file_prefixes = %s\nmaillog_file = %s\n",
-		owner, dir, dir, logFile)
+	addr, hardened := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
+	acl := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	// The third service has a client_access list of 100 patterns whose
 	// last one admits the load generator: every connection is checked
 	// against all of them, by the listener and again by the executor.
@@ -378,6 +377,9 @@ func startSpawnd(e *env) ([]*server, error) {
 			patterns = append(patterns, fmt.Sprintf("10.%d.%d.0/24", i, 255-i))
 		}
 	}
+	logFile := filepath.Join(dir, "spawnd.log")
+	mainCF := fmt.Sprintf("mail_owner = %s\nqueue_directory = %s\nmaillog_file_prefixes = %s\nmaillog_file = %s\n",
+		owner, dir, dir, logFile)
 	masterCF := fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/echo ok\n", addr) +
 		fmt.Sprintf("%s inet n n n - 0 spawnd -o command_cpu_limit=60 -o command_no_new_privileges=yes\n"+
 			"    user=nobody argv=/bin/echo ok\n", hardened) +
@@ -393,6 +395,9 @@ func startSpawnd(e *env) ([]*server, error) {
 	if err == nil {
 		err = waitReady(hardened, p, 5*time.Second)
 	}
+	if err == nil {
+		err = waitReady(acl, p, 5*time.Second)
+	}
 	if err != nil {
 		if p != nil {
 			stop(p)
@@ -403,10 +408,6 @@ func startSpawnd(e *env) ([]*server, error) {
 	if len(daemons()) != 2 {
 		stop(p)
 		return nil, errors.New("serving, but no spawnd-listener child found")
-	}
-	if err := waitReady(acl, p, 5*time.Second); err != nil {
-		stop(p)
-		return nil, err
 	}
 	return []*server{{key: "spawnd", label: "spawnd", addr: addr, proc: p,
 		counted: "executor + listener", daemons: daemons, memory: daemons},
