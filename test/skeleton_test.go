@@ -250,3 +250,36 @@ func TestSpawndMailVerbose(t *testing.T) {
 		}
 	}
 }
+
+// TestSpawndFatalToPostlog: with POSTLOG_SERVICE set (master(8) sets it
+// when maillog_file is), a fatal error before main.cf is read (a bad
+// option, main.cf missing) goes to postlogd(8)'s socket as a record in
+// Postfix's shape, with $MAIL_LOGTAG and POSTLOG_HOSTNAME's first label.
+func TestSpawndFatalToPostlog(t *testing.T) {
+	requireRoot(t)
+	dir := tempDir(t)
+	sock := filepath.Join(dir, "postlog")
+	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, tc := range []struct{ args, want string }{
+		{"-Q", "fatal: invalid option: Q"},
+		{"-z -n x -t unix", "fatal: open " + dir + "/none/main.cf: no such file or directory"},
+	} {
+		cmd := exec.Command(filepath.Join(bin(t), "spawnd"), append(strings.Fields(tc.args), "user=nobody", "argv=/bin/true")...)
+		cmd.Env = []string{"MAIL_CONFIG=" + dir + "/none", "POSTLOG_SERVICE=" + sock, "POSTLOG_HOSTNAME=mail.example.test", "MAIL_LOGTAG=postfix-x"}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 2048)
+		n, err := srv.Read(buf)
+		cmd.Wait()
+		re := regexp.MustCompile(`^[A-Z][a-z]{2} [0-3]\d \d\d:\d\d:\d\d mail postfix-x/spawnd\[` + strconv.Itoa(cmd.Process.Pid) + `\]: ` + regexp.QuoteMeta(tc.want) + `$`)
+		if err != nil || !re.Match(buf[:n]) {
+			t.Errorf("spawnd %s: record %q, %v; want %s", tc.args, buf[:n], err, re)
+		}
+	}
+}

@@ -44,6 +44,9 @@ func runDaemon(args []string) int {
 	}
 	p, err := policy.LoadDaemon(dir, a, os.Environ())
 	if err != nil {
+		if _, serr := os.Stat(filepath.Join(dir, "main.cf")); serr != nil {
+			p = nil // main.cf unread: log as before it
+		}
 		return daemonFatal(p, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	log, flags, err := setup(p, a.Verbose > 0, postlog(p))
@@ -86,7 +89,7 @@ func daemonFatal(p *policy.Policy, format string, a ...any) int {
 	time.Sleep(time.Second)
 	ident, to := cmp.Or(os.Getenv("MAIL_LOGTAG"), "postfix"), os.Getenv("POSTLOG_SERVICE")
 	if p != nil {
-		ident, to = p.SyslogName, cmp.Or(postlog(p), to) // main.cf unread: as before it
+		ident, to = p.SyslogName, postlog(p)
 	}
 	if log, err := maillog.Open("", to, ident+"/spawnd", 2); err == nil { // 2: LOG_MAIL
 		log.Fatal(format, a...)
