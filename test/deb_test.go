@@ -31,8 +31,10 @@ var debFiles = []string{
 	"./lib/systemd/system/spawnd.service",
 	"./lib/systemd/system/spawnd.socket",
 	"./usr/lib/postfix/sbin/spawnd -> ../../../sbin/spawnd",
+	"./usr/lib/postfix/sbin/spawnd-limits -> ../../../sbin/spawnd-limits",
 	"./usr/lib/postfix/sbin/spawnd-listener -> ../../../sbin/spawnd-listener",
 	"./usr/sbin/spawnd",
+	"./usr/sbin/spawnd-limits",
 	"./usr/sbin/spawnd-listener",
 	"./usr/share/doc/spawnd/README.md.gz",
 	"./usr/share/doc/spawnd/SECURITY.md.gz",
@@ -53,13 +55,13 @@ var debWatched = []string{"/usr/sbin", "/usr/lib/postfix/sbin", "/etc/spawnd", "
 
 // TestDebianPackage builds the package (make deb), checks its contents,
 // control data, maintainer scripts and lintian's verdict, installs it
-// with apt-get, serves a connection with the installed binaries,
-// standalone and under a private master(8) through /usr/lib/postfix/sbin,
-// upgrades to a second build with a higher version while the installed
-// spawnd serves a load (no connection may fail; a changed conffile is
-// kept; after SIGHUP spawnd runs the new binaries), and purges it: no file
-// of the package, or of its maintainer scripts, is left, and /etc/postfix
-// is as it was.
+// with apt-get, serves connections with the installed binaries,
+// standalone (spawnd-limits too) and under a private master(8) through
+// /usr/lib/postfix/sbin, upgrades to a second build with a higher version
+// while the installed spawnd serves a load (no connection may fail; a
+// changed conffile is kept; after SIGHUP spawnd runs the new binaries),
+// and purges it: no file of the package, or of its maintainer scripts, is
+// left, and /etc/postfix is as it was.
 func TestDebianPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("requires root: installs the package into this machine with apt-get")
@@ -213,16 +215,21 @@ func TestDebianPackage(t *testing.T) {
 		}
 	})
 
-	// The installed binaries serve a connection, standalone.
-	addr := loopback(t)
+	// The installed binaries serve a connection, standalone, and one of a
+	// service with a limit, which runs through spawnd-limits.
+	addr, limited := loopback(t), loopback(t)
 	want := fmt.Sprintf("deb %d\n", os.Getpid())
 	d := StartServe(t, Config{
-		Bin:    "/usr/sbin",
-		Master: fmt.Sprintf("%s inet n n n - 8 spawnd user=nobody argv=/bin/echo deb %d\n", addr, os.Getpid()),
-		Ready:  []string{"tcp " + addr},
+		Bin: "/usr/sbin",
+		Master: fmt.Sprintf("%s inet n n n - 8 spawnd user=nobody argv=/bin/echo deb %d\n", addr, os.Getpid()) +
+			fmt.Sprintf("%s inet n n n - 1 spawnd -o command_open_files_limit=42 user=nobody argv=/bin/sh -c { ulimit -n }\n", limited),
+		Ready: []string{"tcp " + addr},
 	})
 	if got, err := Talk("tcp", addr, "", 10*time.Second); err != nil || got != want {
 		t.Fatalf("installed spawnd: got %q, %v; want %q", got, err, want)
+	}
+	if got, err := Talk("tcp", limited, "", 10*time.Second); err != nil || got != "42\n" {
+		t.Errorf("installed spawnd, open files limit 42 through spawnd-limits: got %q, %v", got, err)
 	}
 	var listener int
 	if !waitFor(10*time.Second, func() bool { listener = d.Listener(); return listener != 0 }) {
