@@ -159,8 +159,7 @@ func TestDebianPackage(t *testing.T) {
 	if c := script("conffiles"); c != "/etc/spawnd/main.cf\n/etc/spawnd/master.cf\n" {
 		t.Errorf("conffiles:\n%s", c)
 	}
-	postinst, prerm := script("postinst"), script("prerm")
-	checkScripts(t, postinst, prerm, script("preinst"), script("postrm"))
+	checkScripts(t, control)
 
 	// What the package must leave as it finds it: /etc/postfix, and what
 	// exists now where it puts files.
@@ -389,43 +388,79 @@ func TestDebianPackage(t *testing.T) {
 	})
 }
 
-// checkScripts checks the maintainer scripts debhelper generated: on
-// install no unit is started or enabled (deb-systemd-invoke starts only
-// enabled units), on upgrade spawnd.service is restarted through
-// deb-systemd-invoke and spawnd.socket is not (it keeps the listening
-// socket), both stop only on removal, nothing is stopped before an
-// upgrade, and no script touches Postfix's configuration.
-func checkScripts(t *testing.T, postinst, prerm, preinst, postrm string) {
+// checkScripts runs the maintainer scripts debhelper generated as dpkg
+// would under systemd, with deb-systemd-invoke, deb-systemd-helper and
+// systemctl replaced by stubs that log their arguments (and with a
+// directory of the test's for /run/systemd/system, which this machine may
+// not have), for a first install, an upgrade, a removal and a purge. On
+// install no unit is enabled, and deb-systemd-invoke is asked to start
+// them (it starts only enabled ones); on upgrade spawnd.service is
+// restarted and spawnd.socket is not (it keeps its listening socket);
+// both are stopped on removal only; nothing runs before unpacking; no
+// script touches Postfix's configuration or /etc/spawnd.
+func checkScripts(t *testing.T, control string) {
 	t.Helper()
-	for _, s := range []string{
-		"_dh_action=restart\n",
-		"deb-systemd-invoke $_dh_action 'spawnd.service'",
-		"deb-systemd-invoke start 'spawnd.socket'",
-		"deb-systemd-helper debian-installed 'spawnd.service'",
-		"deb-systemd-helper debian-installed 'spawnd.socket'",
+	dir := t.TempDir()
+	stubs, run := filepath.Join(dir, "bin"), filepath.Join(dir, "run-systemd-system")
+	os.MkdirAll(stubs, 0o755)
+	os.MkdirAll(run, 0o755)
+	calls := filepath.Join(dir, "calls")
+	for _, name := range []string{"deb-systemd-invoke", "deb-systemd-helper", "systemctl"} {
+		// A unit nobody enabled: was-enabled and debian-installed fail.
+		body := fmt.Sprintf("echo \"${0##*/} $*\" >> %s\ncase \"$1\" in was-enabled|debian-installed|--quiet) exit 1;; esac\n", calls)
+		writeScript(t, stubs, name, body)
+	}
+	runScript := func(name string, args ...string) string {
+		t.Helper()
+		os.Remove(calls)
+		b, err := os.ReadFile(filepath.Join(control, name))
+		if err != nil {
+			return ""
+		}
+		if strings.Contains(string(b), "postfix") || strings.Contains(string(b), "/etc/spawnd") {
+			t.Errorf("%s names postfix or /etc/spawnd:\n%s", name, b)
+		}
+		script := filepath.Join(dir, name)
+		os.WriteFile(script, []byte(strings.ReplaceAll(string(b), "/run/systemd/system", run)), 0o755)
+		cmd := exec.Command(script, args...)
+		cmd.Env = []string{"PATH=" + stubs + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		c, _ := os.ReadFile(calls)
+		return string(c)
+	}
+	for _, c := range []struct{ script, args, want string }{
+		{"postinst", "configure", `deb-systemd-helper debian-installed spawnd.service
+deb-systemd-helper update-state spawnd.service
+systemctl --system daemon-reload
+deb-systemd-invoke start spawnd.service
+deb-systemd-helper debian-installed spawnd.socket
+deb-systemd-helper update-state spawnd.socket
+systemctl --system daemon-reload
+deb-systemd-invoke start spawnd.socket
+`},
+		{"postinst", "configure 0.0.1", `deb-systemd-helper debian-installed spawnd.service
+deb-systemd-helper update-state spawnd.service
+systemctl --system daemon-reload
+deb-systemd-invoke restart spawnd.service
+deb-systemd-helper debian-installed spawnd.socket
+deb-systemd-helper update-state spawnd.socket
+systemctl --system daemon-reload
+deb-systemd-invoke start spawnd.socket
+`},
+		{"prerm", "upgrade 9.9", ""},
+		{"prerm", "remove", "deb-systemd-invoke stop spawnd.socket\ndeb-systemd-invoke stop spawnd.service\n"},
+		{"postrm", "upgrade 9.9", ""},
+		{"postrm", "remove", "systemctl --system daemon-reload\nsystemctl --system daemon-reload\n"},
+		{"postrm", "purge", "deb-systemd-helper purge spawnd.socket\ndeb-systemd-helper purge spawnd.service\n"},
 	} {
-		if !strings.Contains(postinst, s) {
-			t.Errorf("postinst lacks %q:\n%s", s, postinst)
+		if got := runScript(c.script, strings.Fields(c.args)...); got != c.want {
+			t.Errorf("%s %s under systemd runs\n%swant\n%s", c.script, c.args, got, c.want)
 		}
 	}
-	if strings.Contains(postinst, "restart 'spawnd.socket'") || strings.Contains(postinst, "$_dh_action 'spawnd.socket'") {
-		t.Errorf("postinst restarts spawnd.socket:\n%s", postinst)
-	}
-	for _, u := range []string{"spawnd.socket", "spawnd.service"} {
-		if !strings.Contains(prerm, "[ \"$1\" = remove ] && [ -d /run/systemd/system ] ; then\n\tdeb-systemd-invoke stop '"+u+"'") {
-			t.Errorf("prerm does not stop %s on removal only:\n%s", u, prerm)
-		}
-		if !strings.Contains(postrm, "deb-systemd-helper purge '"+u+"'") {
-			t.Errorf("postrm does not purge %s's state:\n%s", u, postrm)
-		}
-	}
-	if preinst != "" {
-		t.Errorf("a preinst (nothing is to happen before unpacking):\n%s", preinst)
-	}
-	for _, s := range []string{postinst, prerm, postrm} {
-		if strings.Contains(s, "postfix") || strings.Contains(s, "/etc/spawnd") {
-			t.Errorf("a maintainer script names postfix or /etc/spawnd:\n%s", s)
-		}
+	if _, err := os.Stat(filepath.Join(control, "preinst")); err == nil {
+		t.Errorf("a preinst: nothing is to happen before unpacking")
 	}
 }
 
