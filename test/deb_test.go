@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -30,8 +31,10 @@ var debFiles = []string{
 	"./lib/systemd/system/spawnd.service",
 	"./lib/systemd/system/spawnd.socket",
 	"./usr/lib/postfix/sbin/spawnd -> ../../../sbin/spawnd",
+	"./usr/lib/postfix/sbin/spawnd-limits -> ../../../sbin/spawnd-limits",
 	"./usr/lib/postfix/sbin/spawnd-listener -> ../../../sbin/spawnd-listener",
 	"./usr/sbin/spawnd",
+	"./usr/sbin/spawnd-limits",
 	"./usr/sbin/spawnd-listener",
 	"./usr/share/doc/spawnd/README.md.gz",
 	"./usr/share/doc/spawnd/SECURITY.md.gz",
@@ -52,13 +55,13 @@ var debWatched = []string{"/usr/sbin", "/usr/lib/postfix/sbin", "/etc/spawnd", "
 
 // TestDebianPackage builds the package (make deb), checks its contents,
 // control data, maintainer scripts and lintian's verdict, installs it
-// with apt-get, serves a connection with the installed binaries,
-// standalone and under a private master(8) through /usr/lib/postfix/sbin,
-// upgrades to a second build with a higher version while the installed
-// spawnd serves a load (no connection may fail; a changed conffile is
-// kept; after SIGHUP spawnd runs the new binaries), and purges it: no file
-// of the package, or of its maintainer scripts, is left, and /etc/postfix
-// is as it was.
+// with apt-get, serves connections with the installed binaries,
+// standalone (spawnd-limits too) and under a private master(8) through
+// /usr/lib/postfix/sbin, upgrades to a second build with a higher version
+// while the installed spawnd serves a load (no connection may fail; a
+// changed conffile is kept; after SIGHUP spawnd runs the new binaries),
+// and purges it: no file of the package, or of its maintainer scripts, is
+// left, and /etc/postfix is as it was.
 func TestDebianPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("requires root: installs the package into this machine with apt-get")
@@ -114,7 +117,7 @@ func TestDebianPackage(t *testing.T) {
 	var built2 time.Duration
 	go func() {
 		defer background.Done()
-		deb, err := buildUpgrade(tmp, env, v2)
+		deb, err := buildUpgrade(v1dir, env, v2)
 		built2 = time.Since(start)
 		second <- built{deb, err}
 	}()
@@ -156,8 +159,7 @@ func TestDebianPackage(t *testing.T) {
 	if c := script("conffiles"); c != "/etc/spawnd/main.cf\n/etc/spawnd/master.cf\n" {
 		t.Errorf("conffiles:\n%s", c)
 	}
-	postinst, prerm := script("postinst"), script("prerm")
-	checkScripts(t, postinst, prerm, script("preinst"), script("postrm"))
+	checkScripts(t, control)
 
 	// What the package must leave as it finds it: /etc/postfix, and what
 	// exists now where it puts files.
@@ -198,7 +200,7 @@ func TestDebianPackage(t *testing.T) {
 		t.Errorf("dpkg -L spawnd:\n%s", out)
 	}
 	unit, _ := os.ReadFile("/lib/systemd/system/spawnd.service")
-	if !strings.Contains(string(unit), "\nExecStart=/usr/sbin/spawnd serve -c /etc/spawnd\n") || strings.Contains(string(unit), "/usr/local") {
+	if !strings.Contains(string(unit), "\nExecStart=/usr/sbin/spawnd serve -c /etc/spawnd\n") || regexp.MustCompile(`(?m)^Exec\w*=.*/usr/local/`).Match(unit) {
 		t.Errorf("installed spawnd.service does not run /usr/sbin/spawnd:\n%s", unit)
 	}
 	t.Run("systemd-analyze", func(t *testing.T) {
@@ -212,16 +214,21 @@ func TestDebianPackage(t *testing.T) {
 		}
 	})
 
-	// The installed binaries serve a connection, standalone.
-	addr := loopback(t)
+	// The installed binaries serve a connection, standalone, and one of a
+	// service with a limit, which runs through spawnd-limits.
+	addr, limited := loopback(t), loopback(t)
 	want := fmt.Sprintf("deb %d\n", os.Getpid())
 	d := StartServe(t, Config{
-		Bin:    "/usr/sbin",
-		Master: fmt.Sprintf("%s inet n n n - 8 spawnd user=nobody argv=/bin/echo deb %d\n", addr, os.Getpid()),
-		Ready:  []string{"tcp " + addr},
+		Bin: "/usr/sbin",
+		Master: fmt.Sprintf("%s inet n n n - 8 spawnd user=nobody argv=/bin/echo deb %d\n", addr, os.Getpid()) +
+			fmt.Sprintf("%s inet n n n - 1 spawnd -o command_open_files_limit=42 user=nobody argv=/bin/sh -c { ulimit -n }\n", limited),
+		Ready: []string{"tcp " + addr},
 	})
 	if got, err := Talk("tcp", addr, "", 10*time.Second); err != nil || got != want {
 		t.Fatalf("installed spawnd: got %q, %v; want %q", got, err, want)
+	}
+	if got, err := Talk("tcp", limited, "", 10*time.Second); err != nil || got != "42\n" {
+		t.Errorf("installed spawnd, open files limit 42 through spawnd-limits: got %q, %v", got, err)
 	}
 	var listener int
 	if !waitFor(10*time.Second, func() bool { listener = d.Listener(); return listener != 0 }) {
@@ -280,9 +287,10 @@ func TestDebianPackage(t *testing.T) {
 		t.Errorf("version %s has other files than %s:\n%s", v2, v1, strings.Join(names, "\n"))
 	}
 
-	// The upgrade, under load: apt-get install of version 2, then SIGHUP
-	// (what systemctl reload sends), after which spawnd runs the new
-	// binaries. No connection may fail.
+	// The upgrade, under load (four clients, each pausing 20 ms after every
+	// connection): apt-get install of version 2, then SIGHUP (what
+	// systemctl reload sends), after which spawnd runs the new binaries. No
+	// connection may fail.
 	var stopped atomic.Bool
 	var served atomic.Int64
 	t.Cleanup(func() { stopped.Store(true) })
@@ -299,6 +307,7 @@ func TestDebianPackage(t *testing.T) {
 			if err == nil {
 				served.Add(1)
 			}
+			time.Sleep(20 * time.Millisecond)
 			return err
 		})
 	}()
@@ -321,7 +330,7 @@ func TestDebianPackage(t *testing.T) {
 	stopped.Store(true)
 	r := <-loaded
 	window := time.Since(upStart)
-	t.Logf("upgrade %s -> %s under load (4 clients, one connection at a time each): %d connections served while apt-get ran (%v), %d from its start to after the SIGHUP (%v); %d connections in all, %d failed",
+	t.Logf("upgrade %s -> %s under load (4 clients, each pausing 20 ms after every connection): %d connections served while apt-get ran (%v), %d from its start to after the SIGHUP (%v); %d connections in all, %d failed",
 		v1, v2, okDuring, upgraded.Round(time.Millisecond), served.Load()-servedBefore, window.Round(time.Millisecond), served.Load()+int64(r.failed), r.failed)
 	if r.failed > 0 {
 		t.Errorf("%d connections failed during the upgrade, first: %v", r.failed, r.first)
@@ -379,43 +388,79 @@ func TestDebianPackage(t *testing.T) {
 	})
 }
 
-// checkScripts checks the maintainer scripts debhelper generated: on
-// install no unit is started or enabled (deb-systemd-invoke starts only
-// enabled units), on upgrade spawnd.service is restarted through
-// deb-systemd-invoke and spawnd.socket is not (it keeps the listening
-// socket), both stop only on removal, nothing is stopped before an
-// upgrade, and no script touches Postfix's configuration.
-func checkScripts(t *testing.T, postinst, prerm, preinst, postrm string) {
+// checkScripts runs the maintainer scripts debhelper generated as dpkg
+// would under systemd, with deb-systemd-invoke, deb-systemd-helper and
+// systemctl replaced by stubs that log their arguments (and with a
+// directory of the test's for /run/systemd/system, which this machine may
+// not have), for a first install, an upgrade, a removal and a purge. On
+// install no unit is enabled, and deb-systemd-invoke is asked to start
+// them (it starts only enabled ones); on upgrade spawnd.service is
+// restarted and spawnd.socket is not (it keeps its listening socket);
+// both are stopped on removal only; nothing runs before unpacking; no
+// script touches Postfix's configuration or /etc/spawnd.
+func checkScripts(t *testing.T, control string) {
 	t.Helper()
-	for _, s := range []string{
-		"_dh_action=restart\n",
-		"deb-systemd-invoke $_dh_action 'spawnd.service'",
-		"deb-systemd-invoke start 'spawnd.socket'",
-		"deb-systemd-helper debian-installed 'spawnd.service'",
-		"deb-systemd-helper debian-installed 'spawnd.socket'",
+	dir := t.TempDir()
+	stubs, run := filepath.Join(dir, "bin"), filepath.Join(dir, "run-systemd-system")
+	os.MkdirAll(stubs, 0o755)
+	os.MkdirAll(run, 0o755)
+	calls := filepath.Join(dir, "calls")
+	for _, name := range []string{"deb-systemd-invoke", "deb-systemd-helper", "systemctl"} {
+		// A unit nobody enabled: was-enabled and debian-installed fail.
+		body := fmt.Sprintf("echo \"${0##*/} $*\" >> %s\ncase \"$1\" in was-enabled|debian-installed|--quiet) exit 1;; esac\n", calls)
+		writeScript(t, stubs, name, body)
+	}
+	runScript := func(name string, args ...string) string {
+		t.Helper()
+		os.Remove(calls)
+		b, err := os.ReadFile(filepath.Join(control, name))
+		if err != nil {
+			return ""
+		}
+		if strings.Contains(string(b), "postfix") || strings.Contains(string(b), "/etc/spawnd") {
+			t.Errorf("%s names postfix or /etc/spawnd:\n%s", name, b)
+		}
+		script := filepath.Join(dir, name)
+		os.WriteFile(script, []byte(strings.ReplaceAll(string(b), "/run/systemd/system", run)), 0o755)
+		cmd := exec.Command(script, args...)
+		cmd.Env = []string{"PATH=" + stubs + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		c, _ := os.ReadFile(calls)
+		return string(c)
+	}
+	for _, c := range []struct{ script, args, want string }{
+		{"postinst", "configure", `deb-systemd-helper debian-installed spawnd.service
+deb-systemd-helper update-state spawnd.service
+systemctl --system daemon-reload
+deb-systemd-invoke start spawnd.service
+deb-systemd-helper debian-installed spawnd.socket
+deb-systemd-helper update-state spawnd.socket
+systemctl --system daemon-reload
+deb-systemd-invoke start spawnd.socket
+`},
+		{"postinst", "configure 0.0.1", `deb-systemd-helper debian-installed spawnd.service
+deb-systemd-helper update-state spawnd.service
+systemctl --system daemon-reload
+deb-systemd-invoke restart spawnd.service
+deb-systemd-helper debian-installed spawnd.socket
+deb-systemd-helper update-state spawnd.socket
+systemctl --system daemon-reload
+deb-systemd-invoke start spawnd.socket
+`},
+		{"prerm", "upgrade 9.9", ""},
+		{"prerm", "remove", "deb-systemd-invoke stop spawnd.socket\ndeb-systemd-invoke stop spawnd.service\n"},
+		{"postrm", "upgrade 9.9", ""},
+		{"postrm", "remove", "systemctl --system daemon-reload\nsystemctl --system daemon-reload\n"},
+		{"postrm", "purge", "deb-systemd-helper purge spawnd.socket\ndeb-systemd-helper purge spawnd.service\n"},
 	} {
-		if !strings.Contains(postinst, s) {
-			t.Errorf("postinst lacks %q:\n%s", s, postinst)
+		if got := runScript(c.script, strings.Fields(c.args)...); got != c.want {
+			t.Errorf("%s %s under systemd runs\n%swant\n%s", c.script, c.args, got, c.want)
 		}
 	}
-	if strings.Contains(postinst, "restart 'spawnd.socket'") || strings.Contains(postinst, "$_dh_action 'spawnd.socket'") {
-		t.Errorf("postinst restarts spawnd.socket:\n%s", postinst)
-	}
-	for _, u := range []string{"spawnd.socket", "spawnd.service"} {
-		if !strings.Contains(prerm, "[ \"$1\" = remove ] && [ -d /run/systemd/system ] ; then\n\tdeb-systemd-invoke stop '"+u+"'") {
-			t.Errorf("prerm does not stop %s on removal only:\n%s", u, prerm)
-		}
-		if !strings.Contains(postrm, "deb-systemd-helper purge '"+u+"'") {
-			t.Errorf("postrm does not purge %s's state:\n%s", u, postrm)
-		}
-	}
-	if preinst != "" {
-		t.Errorf("a preinst (nothing is to happen before unpacking):\n%s", preinst)
-	}
-	for _, s := range []string{postinst, prerm, postrm} {
-		if strings.Contains(s, "postfix") || strings.Contains(s, "/etc/spawnd") {
-			t.Errorf("a maintainer script names postfix or /etc/spawnd:\n%s", s)
-		}
+	if _, err := os.Stat(filepath.Join(control, "preinst")); err == nil {
+		t.Errorf("a preinst: nothing is to happen before unpacking")
 	}
 }
 
@@ -475,9 +520,11 @@ func apt(env []string, verb, what string) (string, error) {
 
 // buildUpgrade builds the package again, as version, from a copy of the
 // tree whose changelog has an entry for it, with dpkg-buildpackage, and
-// returns the .deb.
-func buildUpgrade(tmp string, env []string, version string) (string, error) {
-	src := filepath.Join(tmp, "v2", "spawnd")
+// returns the .deb. The copy is where make deb DISTDIR=dist built, so
+// that the C flags, which name the build directory
+// (-ffile-prefix-map=DIR=.), and thus go's build cache entries match.
+func buildUpgrade(dist string, env []string, version string) (string, error) {
+	src := filepath.Join(dist, "build", "spawnd")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return "", err
 	}
@@ -499,7 +546,7 @@ func buildUpgrade(tmp string, env []string, version string) (string, error) {
 	if out, err := runIn(10*time.Minute, src, env, "dpkg-buildpackage", "-us", "-uc", "-b"); err != nil {
 		return "", fmt.Errorf("dpkg-buildpackage -us -uc -b (version %s): %v\n%s", version, err, out)
 	}
-	debs, _ := filepath.Glob(filepath.Join(tmp, "v2", "spawnd_"+version+"_*.deb"))
+	debs, _ := filepath.Glob(filepath.Join(dist, "build", "spawnd_"+version+"_*.deb"))
 	if len(debs) != 1 {
 		return "", fmt.Errorf("dpkg-buildpackage made %v, want one spawnd_%s_*.deb", debs, version)
 	}

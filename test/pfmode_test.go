@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,15 +52,16 @@ func pfStart(t *testing.T, masterCF string) *pfInstance {
 		os.Chown(d, uid, gid)
 	}
 	os.Chmod(filepath.Join(p.queue, "private"), 0o700)
+	ours := []string{"spawnd", "spawnd-listener", "spawnd-limits"}
 	ents, _ := os.ReadDir(pfDaemonDir)
 	for _, e := range ents {
-		// Not the system's spawnd (the Debian package's): the copies below
+		// Not the system's spawnd binaries (the Debian package's): ours
 		// would be written through the links, into the installed files.
-		if e.Name() != "spawnd" && e.Name() != "spawnd-listener" {
+		if !slices.Contains(ours, e.Name()) {
 			os.Symlink(filepath.Join(pfDaemonDir, e.Name()), filepath.Join(libexec, e.Name()))
 		}
 	}
-	for _, b := range []string{"spawnd", "spawnd-listener", "spawnd-limits"} {
+	for _, b := range ours {
 		data, err := os.ReadFile(filepath.Join(bin(t), b))
 		if err != nil {
 			t.Fatal(err)
