@@ -132,6 +132,7 @@ func readOnly() map[string]string {
 
 func (l *loader) parseMainCF(file, text string) *conf {
 	c := &conf{file: file, vals: maps.Clone(defaults), pos: map[string]Error{}, memo: map[string]expansion{}, l: l}
+	c.vals["config_directory"] = filepath.Dir(file)
 	ro := readOnly()
 	for _, ln := range l.logical(file, text) {
 		pos := Error{File: file, Line: ln.n}
