@@ -109,12 +109,13 @@ func words(s, seps string) ([]string, error) {
 // conf holds parameters: Postfix's defaults under main.cf under -o
 // overrides, each expanded when first read.
 type conf struct {
-	file string
-	vals map[string]string // defaults, main.cf and overrides, unexpanded
-	pos  map[string]Error  // where each value not a default was set
-	memo map[string]expansion
-	l    *loader
-	svc  string // the service errors name, if any
+	file  string
+	vals  map[string]string // defaults, main.cf and overrides, unexpanded
+	pos   map[string]Error  // where each value not a default was set
+	memo  map[string]expansion
+	calls int // nested relational operands being expanded
+	l     *loader
+	svc   string // the service errors name, if any
 }
 
 // expansion is a parameter's expanded value and the deepest nesting of
@@ -340,9 +341,14 @@ func (c *conf) relational(t string, active map[string]bool) (string, string, err
 	return map[bool]string{true: "true"}[relops[op][d+1] == '1'], rest, nil
 }
 
-// top expands s as a mac_expand call of its own.
+// top expands s as a mac_expand call of its own. Such calls (relational
+// operands) nest without a limit in Postfix, to 1,000 in spawnd.
 func (c *conf) top(s string, active map[string]bool) (string, error) {
 	var b strings.Builder
+	if c.calls++; c.calls > 10*maxNesting {
+		return "", errNesting(s)
+	}
+	defer func() { c.calls-- }()
 	d, err := c.expand(&b, s, 0, active)
 	if err == nil && d > maxNesting {
 		err = errNesting(s)

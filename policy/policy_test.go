@@ -408,6 +408,13 @@ func TestExpansionLimits(t *testing.T) {
 	if _, ok := c.str("p0"); ok || !strings.Contains(l.errs.Error(), "value longer than 65536 bytes") {
 		t.Errorf("long chain: %v", l.errs)
 	}
+	for n, want := range map[int]bool{999: true, 1001: false, 100000: false} { // relational operands nest
+		rel := "r = " + strings.Repeat("${{", n) + "x}=={x}}" + strings.Repeat("}=={true}}", n-1) + "\n"
+		l = newLoader(nil, fixtures{})
+		if v, ok := l.parseMainCF("main.cf", rel).str("r"); ok != want || ok && v != "true" {
+			t.Errorf("relational nesting %d: %q %v", n, v, l.errs)
+		}
+	}
 	for _, n := range []int{100, 101, 5000} {
 		deep := "d = " + strings.Repeat("${a?", n) + "x" + strings.Repeat("}", n) + "\na = 1\n"
 		for i := 0; i <= n; i++ { // a chain of n+1 names, the last one x
@@ -706,6 +713,14 @@ bad unix - n n - many spawnd
 	if s := p.Services[0]; s.ProcessLimit != 1 || s.TimeLimit != 9*time.Second || p.MaxIdle != 5*time.Second || p.MaxUse != 3 ||
 		p.MailOwner.Name != "daemon" {
 		t.Errorf("%+v %+v", p, s)
+	}
+	p, _ = run("-z -n policy -t unix -o syslog_name=postfix/$service_name user=nobody argv=/bin/true")
+	if p.SyslogName != "postfix/policy" {
+		t.Errorf("-o syslog_name=postfix/$service_name: %q", p.SyslogName)
+	}
+	s := one(t, "", "p unix - n n - - spawnd -o command_time_limit=${{$service_name}=={p}?{7}:{9}} user=nobody argv=/bin/true\n")
+	if s.TimeLimit != 7*time.Second {
+		t.Errorf("standalone $service_name: time limit %v, want 7s", s.TimeLimit)
 	}
 	// Without -l or -z: master.cf's maxproc for the name and type, the
 	// last entry winning; "-": default_process_limit.
