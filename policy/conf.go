@@ -127,19 +127,16 @@ type expansion struct {
 
 // readOnly are set by spawnd, not by main.cf or -o, as for Postfix's
 // daemons; service_name is the service's own in its -o scope.
-func readOnly() map[string]string {
-	return map[string]string{"process_name": "spawnd", "process_id": strconv.Itoa(os.Getpid()), "service_name": ""}
-}
+var readOnly = map[string]string{"process_name": "spawnd", "process_id": strconv.Itoa(os.Getpid()), "service_name": ""}
 
 func (l *loader) parseMainCF(file, text string) *conf {
 	c := &conf{file: file, vals: maps.Clone(defaults), pos: map[string]Error{}, memo: map[string]expansion{}, l: l}
 	c.vals["config_directory"] = filepath.Dir(file)
-	ro := readOnly()
 	for _, ln := range l.logical(file, text) {
 		pos := Error{File: file, Line: ln.n}
 		if name, value, err := splitNameVal(ln.s); err != "" {
 			l.add(pos, "%s: %q", err, ln.s)
-		} else if _, r := ro[name]; r {
+		} else if _, ro := readOnly[name]; ro {
 			l.warn(pos, "read-only parameter assignment: %s=%s", name, value)
 		} else {
 			if _, set := c.pos[name]; set && c.vals[name] != value {
@@ -148,7 +145,7 @@ func (l *loader) parseMainCF(file, text string) *conf {
 			c.vals[name], c.pos[name] = value, pos
 		}
 	}
-	maps.Copy(c.vals, ro)
+	maps.Copy(c.vals, readOnly)
 	return c
 }
 
@@ -157,10 +154,9 @@ func (l *loader) parseMainCF(file, text string) *conf {
 func (c *conf) with(over map[string]string, pos Error) *conf {
 	n := &conf{file: c.file, vals: maps.Clone(c.vals), pos: maps.Clone(c.pos), memo: map[string]expansion{}, l: c.l}
 	for k, v := range over {
-		if _, r := readOnly()[k]; !r {
-			n.vals[k], n.pos[k] = v, pos
-		}
+		n.vals[k], n.pos[k] = v, pos
 	}
+	maps.Copy(n.vals, readOnly)
 	n.vals["service_name"] = pos.Service
 	return n
 }
@@ -359,37 +355,28 @@ func (c *conf) top(s string, active map[string]bool) (string, error) {
 func errNesting(s string) error { return fmt.Errorf("unreasonable macro call nesting: %q", s) }
 
 // compare returns -1, 0 or 1 as a is less than, equal to or greater than
-// b: as compatibility levels, as numbers when both are decimal digits,
-// else as strings.
+// b: as compatibility levels major[.minor[.patch]] (each part as strtol
+// reads it, minor and patch under 1024: compat_level_from_string), as
+// numbers when both are decimal digits, else as strings.
 func compare(a, b string, level bool) (int, error) {
 	if !level && (!digits(a) || !digits(b)) {
 		return strings.Compare(a, b), nil
 	}
-	x, ok := number(a, level)
-	y, ok2 := number(b, level)
-	if !ok || !ok2 {
-		return 0, fmt.Errorf("bad number or compatibility level: %q, %q", a, b)
-	}
-	return cmp.Compare(x, y), nil
-}
-
-// number converts decimal digits, or a compatibility level
-// major[.minor[.patch]] as compat_level_from_string encodes it (each
-// part as strtol reads it, minor and patch at most 1023).
-func number(s string, level bool) (int64, bool) {
-	if !level {
-		n, err := strconv.ParseInt(s, 10, 64)
-		return n, err == nil
-	}
-	var n int64
-	for i, part := range strings.SplitN(s, ".", 3) {
-		v, err := strconv.ParseInt(strings.TrimLeft(part, spaces), 10, 64)
-		if err != nil || v < 0 || v > math.MaxInt64>>20 || i > 0 && v > 1023 {
-			return 0, false
+	var n [2]int64
+	for j, s := range []string{a, b} {
+		parts, shift := []string{s}, 0
+		if level {
+			parts, shift = strings.SplitN(s, ".", 3), 20
 		}
-		n |= v << (20 - 10*i)
+		for i, part := range parts {
+			v, err := strconv.ParseInt(strings.TrimLeft(part, spaces), 10, 64)
+			if err != nil || v < 0 || level && (v > math.MaxInt64>>20 || i > 0 && v > 1023) {
+				return 0, fmt.Errorf("bad number or compatibility level: %q", s)
+			}
+			n[j] |= v << (shift - 10*i)
+		}
 	}
-	return n, true
+	return cmp.Compare(n[0], n[1]), nil
 }
 
 // convTime converts a Postfix time value to seconds: an integer and an

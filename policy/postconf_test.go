@@ -199,13 +199,9 @@ func compareMainCF(t testing.TB, text, master string, names []string, st *diffSt
 			return true
 		}
 		over := pl.overrides(Error{}, a)
-		with := func(c *conf) *conf { // postconf's process_name there is the command's
-			c = c.with(over, Error{Service: w[0]})
-			c.vals["process_name"] = "spawnd"
-			return c
-		}
+		with := func(c *conf) *conf { return c.with(over, Error{Service: w[0]}) }
 		for name := range over {
-			if _, ro := readOnly()[name]; !ro { // postconf ignores it, with a warning, as spawnd does
+			if _, ro := readOnly[name]; !ro { // postconf ignores it, with a warning, as spawnd does
 				scopes = append(scopes, scope{w[0] + "/" + w[1] + "/" + name, name, with})
 			}
 		}
