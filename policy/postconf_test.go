@@ -17,8 +17,9 @@ package policy
 //     as empty. Postfix's daemons, too, know only the parameters they read
 //     (mail_params.c's and their own); postconf knows all. The test gives
 //     spawnd postconf -d's defaults.
-//   - postconf does not know spawnd's own parameters (command_cpu_limit
-//     and the others): the test writes their defaults into its main.cf.
+//   - postconf does not know spawnd's own parameters (command_cpu_limit,
+//     client_access and the others): the test writes their defaults into
+//     its main.cf.
 //   - process_name and process_id name the program reading main.cf:
 //     spawnd and its pid, postconf and its pid. The test gives spawnd
 //     postconf's.
@@ -47,10 +48,6 @@ import (
 	"testing"
 	"time"
 )
-
-// ownParams are spawnd's own parameters, which postconf does not know.
-var ownParams = []string{"command_cpu_limit", "command_address_space_limit", "command_open_files_limit",
-	"command_nproc_limit", "command_file_size_limit", "command_no_new_privileges"}
 
 // fold normalizes whitespace as postconf prints a value (pcf_print_line).
 func fold(s string) string {
@@ -209,9 +206,9 @@ func compareMainCF(t testing.TB, text, master string, names []string, st *diffSt
 	// postconf prints a parameter of no Postfix default only when some
 	// value names it: the last line names them all.
 	pfText := text + "\n"
-	for _, p := range ownParams {
-		if _, set := probe.pos[p]; !set {
-			pfText += p + " = " + defaults[p] + "\n"
+	for p, v := range defaults { // spawnd's own parameters
+		if _, set := probe.pos[p]; !set && pfDefaults(t)[p] == "" {
+			pfText += p + " = " + v + "\n"
 		}
 	}
 	pfText += "spawnd_test_refs = $" + strings.Join(names, " $") + "\n"
@@ -320,6 +317,18 @@ func parallel(n int, f func(i int)) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// TestDefaultsPostconf: spawnd's default of each Postfix parameter it
+// reads is Postfix's; postconf knows none of spawnd's own.
+func TestDefaultsPostconf(t *testing.T) {
+	postconfBin(t)
+	for name, v := range defaults {
+		own := strings.HasPrefix(name, "command_") && name != "command_time_limit" || strings.HasPrefix(name, "client_")
+		if pf, known := pfDefaults(t)[name]; known == own || known && pf != v {
+			t.Errorf("%s: spawnd's default %q, postconf -d's %q (known %v)", name, v, pf, known)
+		}
+	}
 }
 
 // TestPostconfCorpus: Debian's main.cf files and every form of the
