@@ -23,10 +23,16 @@ package policy
 //   - process_name and process_id name the program reading main.cf:
 //     spawnd and its pid, postconf and its pid. The test gives spawnd
 //     postconf's.
+//   - postconf expands every Postfix parameter main.cf or -o sets when it
+//     starts (its legacy database scan) and stops on an error in any, as
+//     Postfix's daemons do for the global ones; spawnd stops only on an
+//     error in a parameter it reads. The test expects postconf to refuse
+//     everything then.
 //   - A loop through a relational operand (a = ${{$a} == {x}}) makes
 //     postconf recurse until it crashes (each operand is a new mac_expand
 //     call, which does not count the nesting); spawnd reports the loop.
-//     Both refuse the value.
+//     Both refuse the value. spawnd also refuses relational operands
+//     nested over 1,000 deep.
 //   - spawnd refuses a value longer than 64 KiB; postconf has no limit
 //     (and takes exponential time on some values it then prints: the
 //     fuzz target skips inputs postconf does not finish in 20 seconds).
