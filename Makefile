@@ -56,12 +56,16 @@ tcb:
 	$(GO) run ./tools/tcb -root 2000 -request 800
 
 # Fuzz the listener-facing decoder, both configuration parsers and the
-# client_access pattern parser.
+# client_access pattern parser, then compare main.cf with postconf(1) for
+# POSTCONF_FUZZTIME (its workers mostly wait for postconf, which sleeps a
+# second before it stops on an error, hence -parallel 8).
+POSTCONF_FUZZTIME ?= 10m
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./ipc
-	$(GO) test -run XXX -fuzz FuzzMainCF -fuzztime $(FUZZTIME) ./policy
+	$(GO) test -run XXX -fuzz '^FuzzMainCF$$' -fuzztime $(FUZZTIME) ./policy
 	$(GO) test -run XXX -fuzz FuzzMasterCF -fuzztime $(FUZZTIME) ./policy
 	$(GO) test -run XXX -fuzz FuzzAccess -fuzztime $(FUZZTIME) ./policy
+	$(GO) test -run XXX -fuzz FuzzMainCFPostconf -fuzztime $(POSTCONF_FUZZTIME) -parallel 8 ./policy
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt: not formatted: $$out"; exit 1; fi

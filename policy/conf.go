@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,13 +57,18 @@ func splitNameVal(s string) (name, value, err string) {
 	return name, strings.Trim(value, spaces), ""
 }
 
-// balanced returns the length of the {...} group that s starts with, or
-// 0 when there is none (Postfix's balpar).
+// balanced returns the length of the {...} or (...) group that s starts
+// with, or 0 when there is none (Postfix's balpar).
 func balanced(s string) int {
-	for i, level := 0, 0; i < len(s) && s[0] == '{'; i++ {
-		if s[i] == '{' {
+	open := byte(0)
+	if s != "" {
+		open = s[0]
+	}
+	close := map[byte]byte{'{': '}', '(': ')'}[open]
+	for i, level := 0, 0; close != 0 && i < len(s); i++ {
+		if s[i] == open {
 			level++
-		} else if s[i] == '}' {
+		} else if s[i] == close {
 			if level--; level == 0 {
 				return i + 1
 			}
@@ -103,37 +109,55 @@ func words(s, seps string) ([]string, error) {
 // conf holds parameters: Postfix's defaults under main.cf under -o
 // overrides, each expanded when first read.
 type conf struct {
-	file string
-	vals map[string]string // defaults, main.cf and overrides, unexpanded
-	pos  map[string]Error  // where each value not a default was set
-	memo map[string]string // expanded values
-	l    *loader
-	svc  string // the service errors name, if any
+	file  string
+	vals  map[string]string // defaults, main.cf and overrides, unexpanded
+	pos   map[string]Error  // where each value not a default was set
+	memo  map[string]expansion
+	calls int // nested relational operands being expanded
+	l     *loader
+	svc   string // the service errors name, if any
 }
 
+// expansion is a parameter's expanded value and the deepest nesting of
+// mac_expand calls it took, counted from its own text at 0 (-1: empty).
+type expansion struct {
+	v     string
+	depth int
+}
+
+// readOnly are set by spawnd, not by main.cf or -o, as for Postfix's
+// daemons; service_name is the service's own in its -o scope.
+var readOnly = map[string]string{"process_name": "spawnd", "process_id": strconv.Itoa(os.Getpid()), "service_name": ""}
+
 func (l *loader) parseMainCF(file, text string) *conf {
-	c := &conf{file: file, vals: maps.Clone(defaults), pos: map[string]Error{}, memo: map[string]string{}, l: l}
+	c := &conf{file: file, vals: maps.Clone(defaults), pos: map[string]Error{}, memo: map[string]expansion{}, l: l}
+	c.vals["config_directory"] = filepath.Dir(file)
 	for _, ln := range l.logical(file, text) {
 		pos := Error{File: file, Line: ln.n}
 		if name, value, err := splitNameVal(ln.s); err != "" {
 			l.add(pos, "%s: %q", err, ln.s)
+		} else if _, ro := readOnly[name]; ro {
+			l.warn(pos, "read-only parameter assignment: %s=%s", name, value)
 		} else {
 			if _, set := c.pos[name]; set && c.vals[name] != value {
-				l.warn(pos, "overriding earlier entry: %s=%s", name, value)
+				l.warn(pos, "overriding earlier entry: %s=%s", name, c.vals[name])
 			}
 			c.vals[name], c.pos[name] = value, pos
 		}
 	}
+	maps.Copy(c.vals, readOnly)
 	return c
 }
 
 // with returns c with overrides that apply at pos: a master.cf service's
 // -o options, or those of the Postfix command line.
 func (c *conf) with(over map[string]string, pos Error) *conf {
-	n := &conf{file: c.file, vals: maps.Clone(c.vals), pos: maps.Clone(c.pos), memo: map[string]string{}, l: c.l}
+	n := &conf{file: c.file, vals: maps.Clone(c.vals), pos: maps.Clone(c.pos), memo: map[string]expansion{}, l: c.l}
 	for k, v := range over {
 		n.vals[k], n.pos[k] = v, pos
 	}
+	maps.Copy(n.vals, readOnly)
+	n.vals["service_name"] = pos.Service
 	return n
 }
 
@@ -148,89 +172,211 @@ func (c *conf) errorf(name, format string, a ...any) {
 
 // str returns parameter name expanded; ok is false after an error.
 func (c *conf) str(name string) (v string, ok bool) {
-	v, err := c.value(name, map[string]bool{})
+	e, err := c.value(name, map[string]bool{})
+	if err == nil && e.depth > maxNesting {
+		err = errNesting(c.vals[name])
+	}
 	if err != nil {
 		c.errorf(name, "parameter %s: %v", name, err)
 	}
-	return v, err == nil
+	return e.v, err == nil
 }
 
 // value expands a parameter; an unknown one is empty.
-func (c *conf) value(name string, active map[string]bool) (string, error) {
-	if v, ok := c.memo[name]; ok {
-		return v, nil
+func (c *conf) value(name string, active map[string]bool) (expansion, error) {
+	if e, ok := c.memo[name]; ok {
+		return e, nil
 	} else if active[name] {
-		return "", fmt.Errorf("expansion loop through $%s", name)
+		return e, fmt.Errorf("expansion loop through $%s", name)
 	}
-	raw := c.vals[name]
+	var b strings.Builder
 	active[name] = true
 	defer delete(active, name)
-	v, err := c.expand(raw, active)
+	d, err := c.expand(&b, c.vals[name], 0, active)
 	if err == nil {
-		c.memo[name] = v
+		c.memo[name] = expansion{b.String(), d}
 	}
-	return v, err
+	return c.memo[name], err
 }
 
-func nameLen(s string) int {
-	return len(s) - len(strings.TrimLeft(s, "_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
-}
+const (
+	alnum       = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	macroSpaces = " \t\r\n" // CHARS_SPACE: mac_expand's whitespace
+	maxNesting  = 100       // mac_expand's "unreasonable macro call nesting"
+)
 
-// expand does Postfix's $name, ${name}, $$, ${name?text}, ${name:text},
-// ${name?{text}} and ${name:{text}} expansion. Recursion is bounded: by
-// the loop check through names, by the nesting of braces in s through
-// text.
-func (c *conf) expand(s string, active map[string]bool) (string, error) {
-	var b strings.Builder
-	for rest := s; ; {
-		i := strings.IndexByte(rest, '$')
+func nameLen(s string) int { return len(s) - len(strings.TrimLeft(s, "_"+alnum)) }
+
+// expand appends s to b, expanded as Postfix's mac_parse and mac_expand
+// (MAC_EXP_FLAG_RECURSE) do with s at nesting lv, and returns the deepest
+// nesting reached. Recursion is bounded by the loop check through names
+// and by the nesting limit through text.
+func (c *conf) expand(b *strings.Builder, s string, lv int, active map[string]bool) (int, error) {
+	deep, orig := lv-1+min(len(s), 1), s
+	if deep > maxNesting {
+		return deep, errNesting(s)
+	}
+	for s != "" {
+		i := strings.IndexByte(s, '$')
 		if i < 0 {
-			b.WriteString(rest)
-			return b.String(), nil
-		}
-		b.WriteString(rest[:i])
-		rest = rest[i+1:]
-		var ref string
-		switch n := nameLen(rest); {
-		case n > 0:
-			ref, rest = rest[:n], rest[n:]
-		case strings.HasPrefix(rest, "$"): // $$ is one $
-			b.WriteByte('$')
-			rest = rest[1:]
+			b.WriteString(s)
+			break
+		} else if strings.HasPrefix(s[i:], "$$") { // $$ is one $
+			b.WriteString(s[:i+1])
+			s = s[i+2:]
 			continue
-		case strings.HasPrefix(rest, "{"):
-			if n = balanced(rest); n == 0 {
-				return "", fmt.Errorf("truncated macro reference: %q", s)
+		}
+		b.WriteString(s[:i])
+		e, n := s[i+1:], nameLen(s[i+1:]) // $name, ${...} or $(...)
+		if strings.HasPrefix(e, "{") || strings.HasPrefix(e, "(") {
+			if n = balanced(e); n == 0 {
+				return deep, fmt.Errorf("truncated macro reference: %q", orig)
 			}
-			ref, rest = rest[1:n-1], rest[n:]
-		default:
-			return "", fmt.Errorf("empty macro name: %q", s)
+			e, s = e[1:n-1], e[n:]
+		} else {
+			e, s = e[:n], e[n:]
 		}
-		n := nameLen(ref)
-		name, op, text := ref[:n], "", ""
-		if n < len(ref) {
-			op, text = ref[n:n+1], ref[n+1:]
+		if e == "" {
+			return deep, fmt.Errorf("empty macro name: %q", orig)
 		}
-		t := strings.Trim(text, spaces)
-		braced := strings.HasPrefix(t, "{") // ${name?{text}}; Postfix's {a}:{b} is not supported
-		if name == "" || op != "" && op != "?" && op != ":" || braced && balanced(t) != len(t) {
-			return "", fmt.Errorf("bad macro syntax: %q", "${"+ref+"}")
-		} else if braced {
-			text = strings.Trim(t[1:len(t)-1], spaces)
-		}
-		v, err := c.value(name, active)
-		if err == nil && op != "" && (v != "") == (op == "?") {
-			v, err = c.expand(text, active)
-		} else if op != "" {
-			v = ""
-		}
-		if err != nil {
-			return "", err
-		}
-		if b.WriteString(v); b.Len() > maxValue {
-			return "", fmt.Errorf("value longer than %d bytes", maxValue)
+		d, err := c.macro(b, e, lv, active)
+		if deep = max(deep, d); err != nil {
+			return deep, err
+		} else if b.Len() > maxValue {
+			return deep, fmt.Errorf("value longer than %d bytes", maxValue)
 		}
 	}
+	return deep, nil
+}
+
+// macro appends one ${...} to b as mac_expand_callback expands it: a
+// name or a relational {a} OP {b}, alone (the value), or followed by
+// ?text, :text or ?{text}:text. Of the ? and : operands only the one
+// chosen is expanded; a name chooses by whether its value, unexpanded,
+// is empty.
+func (c *conf) macro(b *strings.Builder, e string, lv int, active map[string]bool) (int, error) {
+	var name, set, rest string
+	var err error
+	t := strings.TrimLeft(e, macroSpaces)
+	rel := strings.HasPrefix(t, "{")
+	if rel {
+		set, rest, err = c.relational(t, active)
+	} else {
+		name, rest = t[:nameLen(t)], strings.TrimLeft(t[nameLen(t):], macroSpaces)
+		set = c.vals[name]
+	}
+	switch {
+	case err == nil && rest != "" && rest[0] != '?' && rest[0] != ':':
+		return lv, fmt.Errorf("%s at: %q", map[bool]string{false: "attribute name syntax error", true: `"?" or ":" expected`}[rel], e)
+	case err != nil || set == "" && rest == "":
+		return lv, err
+	case rest == "" && rel:
+		b.WriteString(set)
+		return lv + 1, nil
+	case rest == "":
+		v, err := c.value(name, active)
+		b.WriteString(v.v)
+		return lv + 1 + v.depth, err
+	}
+	deep := lv
+	for op := rest[0]; rest != "" && err == nil; op = ':' {
+		var text string
+		if text, rest, err = operand(rest[1:]); err == nil && (op == '?') == (set != "") {
+			var d int
+			d, err = c.expand(b, text, lv+1, active)
+			deep = max(deep, d)
+		}
+		if err == nil && rest != "" && (op != '?' || rest[0] != ':') {
+			err = fmt.Errorf("unexpected input at: %q", rest)
+		}
+	}
+	return deep, err
+}
+
+// operand returns a ? or : operand's text and what follows: the contents
+// of {text} and what follows it after whitespace, or all of s.
+func operand(s string) (text, rest string, err error) {
+	t := strings.TrimLeft(s, macroSpaces)
+	if !strings.HasPrefix(t, "{") {
+		return s, "", nil
+	} else if n := balanced(t); n > 0 {
+		return t[1 : n-1], strings.TrimLeft(t[n:], macroSpaces), nil
+	}
+	return "", "", fmt.Errorf("unbalanced {} in attribute expression: %q", t)
+}
+
+// relops holds each operator's truth when the left operand is less than,
+// equal to and greater than the right one.
+var relops = map[string]string{"==": "010", "!=": "101", "<": "100", "<=": "110", ">=": "011", ">": "001"}
+
+// relational evaluates the {a} OP {b} t starts with, "true" or empty, as
+// mac_exp_parse_relational does, and returns what follows it. Each
+// operand is expanded as a mac_expand call of its own. They compare as
+// compatibility levels with OPlevel, as numbers when both are decimal
+// digits, else as strings.
+func (c *conf) relational(t string, active map[string]bool) (string, string, error) {
+	left, t, err := operand(t)
+	n := len(t) - len(strings.TrimLeft(t, "<>!=?+-*/~&|%"))
+	op, suffix := t[:n], t[n:n+len(t[n:])-len(strings.TrimLeft(t[n:], alnum))]
+	right, rest, err2 := operand(t[n+len(suffix):])
+	if err = cmp.Or(err, err2); err == nil && (relops[op] == "" || suffix != "" && suffix != "level" ||
+		!strings.HasPrefix(strings.TrimLeft(t[n+len(suffix):], macroSpaces), "{")) {
+		err = fmt.Errorf("bad relational expression at: %q", t)
+	}
+	var x, y string
+	if err == nil {
+		x, err = c.top(left, active)
+	}
+	if err == nil {
+		y, err = c.top(right, active)
+	}
+	d, err2 := compare(x, y, suffix != "")
+	if err = cmp.Or(err, err2); err != nil {
+		return "", "", err
+	}
+	return map[bool]string{true: "true"}[relops[op][d+1] == '1'], rest, nil
+}
+
+// top expands s as a mac_expand call of its own. Such calls (relational
+// operands) nest without a limit in Postfix, to 1,000 in spawnd.
+func (c *conf) top(s string, active map[string]bool) (string, error) {
+	var b strings.Builder
+	if c.calls++; c.calls > 10*maxNesting {
+		return "", errNesting(s)
+	}
+	defer func() { c.calls-- }()
+	d, err := c.expand(&b, s, 0, active)
+	if err == nil && d > maxNesting {
+		err = errNesting(s)
+	}
+	return b.String(), err
+}
+
+func errNesting(s string) error { return fmt.Errorf("unreasonable macro call nesting: %q", s) }
+
+// compare returns -1, 0 or 1 as a is less than, equal to or greater than
+// b: as compatibility levels major[.minor[.patch]] (each part as strtol
+// reads it, minor and patch under 1024: compat_level_from_string), as
+// numbers when both are decimal digits, else as strings.
+func compare(a, b string, level bool) (int, error) {
+	if !level && (!digits(a) || !digits(b)) {
+		return strings.Compare(a, b), nil
+	}
+	var n [2]int64
+	for j, s := range []string{a, b} {
+		parts, shift := []string{s}, 0
+		if level {
+			parts, shift = strings.SplitN(s, ".", 3), 20
+		}
+		for i, part := range parts {
+			v, err := strconv.ParseInt(strings.TrimLeft(part, spaces), 10, 64)
+			if err != nil || v < 0 || level && (v > math.MaxInt64>>20 || i > 0 && v > 1023) {
+				return 0, fmt.Errorf("bad number or compatibility level: %q", s)
+			}
+			n[j] |= v << (shift - 10*i)
+		}
+	}
+	return cmp.Compare(n[0], n[1]), nil
 }
 
 // convTime converts a Postfix time value to seconds: an integer and an

@@ -296,7 +296,10 @@ func TestMissingFiles(t *testing.T) {
 	}
 }
 
-// TestMainCF: Postfix's logical lines, name = value, and expansion.
+// TestMainCF: Postfix's logical lines, name = value, and expansion with
+// Postfix 3.7's grammar. Every value here is what postconf -x prints,
+// before postconf's own whitespace normalization; postconf_test.go
+// compares many more with postconf itself.
 func TestMainCF(t *testing.T) {
 	const text = `# comment
 a = one
@@ -309,28 +312,56 @@ empty =
 e = ${a?{x y}} ${none?{x y}} ${none:{ z }} ${a:{q}} ${a?${b}} ${none:${b}}
 f = ${a ${b}
 g = $-
-h = ${a?{x}:{y}}
+h = ${a?{x}:{y}} ${none?{x}:{y}} ${a?{x}:y} ${none ? {x} : y }
 i = ${a b}
 j = $k
 k = $j
 #k = comment
 l = ${unknown}x
+m = ${{$a} == {one}?{eq}:{ne}} ${{10} < {9}} ${{10} < {9x}} ${{ 2 } != {2}} ${{007}=={7}} [${{a}>={b}}]
+n = ${{3.6} <level {3.10}?{old}:{new}} ${{$a}=={one}:{no}} $(a) $(a?{x})
+o = ${{a} = {b}}
+p = ${{a}=={b}x}
+q = ${{1}=={99999999999999999999}}
+r = ${{x}==level{3}}
+s = ${a?{x}y}
+t = ${a?{x}:{y}z}
+u = $(a?{x)})
+v = ${a:{x}
+w = $e1 ${e1?set} ${ } ${?x}${:y}
+e1 = $empty
+process_name = x
 `
 	l := newLoader(nil, fixtures{})
 	c := l.parseMainCF("main.cf", text)
 	for _, tc := range []struct{ name, want, err string }{
 		{"a", "one", ""},
 		{"b", "two  \tcontinued", ""},
-		{"c", "one two one $a $ ", `main.cf: line 6: parameter c: empty macro name: "$a ${b} $(a) $$a $$ $"`},
+		{"c", "", `main.cf: line 6: parameter c: empty macro name: "$a ${b} $(a) $$a $$ $"`},
 		{"d", "yes   no no ", ""},
-		{"e", "x y  z  two  \tcontinued two  \tcontinued", ""},
+		{"e", "x y   z   two  \tcontinued two  \tcontinued", ""},
 		{"f", "", `main.cf: line 10: parameter f: truncated macro reference: "${a ${b}"`},
 		{"g", "", `main.cf: line 11: parameter g: empty macro name: "$-"`},
-		{"h", "", `main.cf: line 12: parameter h: bad macro syntax: "${a?{x}:{y}}"`},
-		{"i", "", `main.cf: line 13: parameter i: bad macro syntax: "${a b}"`},
+		{"h", "x y x  y ", ""},
+		{"i", "", `main.cf: line 13: parameter i: attribute name syntax error at: "a b"`},
 		{"j", "", "main.cf: line 14: parameter j: expansion loop through $j"},
 		{"l", "x", ""},
+		{"m", "eq  true true true []", ""},
+		{"n", "old  one x", ""},
+		{"o", "", `main.cf: line 20: parameter o: bad relational expression at: "= {b}"`},
+		{"p", "", `main.cf: line 21: parameter p: "?" or ":" expected at: "{a}=={b}x"`},
+		{"q", "", `main.cf: line 22: parameter q: bad number or compatibility level: "99999999999999999999"`},
+		{"r", "", `main.cf: line 23: parameter r: bad number or compatibility level: "x"`},
+		{"s", "", `main.cf: line 24: parameter s: unexpected input at: "y"`},
+		{"t", "", `main.cf: line 25: parameter t: unexpected input at: "z"`},
+		{"u", "", `main.cf: line 26: parameter u: unbalanced {} in attribute expression: "{x"`},
+		{"v", "", `main.cf: line 27: parameter v: truncated macro reference: "${a:{x}"`},
+		{"w", " set  y", ""},
 		{"mail_owner", "postfix", ""},
+		{"syslog_name", "postfix", ""},
+		{"process_name", "spawnd", ""},
+		{"process_id", strconv.Itoa(os.Getpid()), ""},
+		{"service_name", "", ""},
 		{"nothing", "", ""},
 	} {
 		l.errs = nil
@@ -342,15 +373,26 @@ l = ${unknown}x
 			t.Errorf("%s: error %v, want %s", tc.name, l.errs, tc.err)
 		}
 	}
+	if !slices.Contains(l.warnings, "main.cf: line 30: read-only parameter assignment: process_name=x") {
+		t.Errorf("warnings %q", l.warnings)
+	}
+	c = l.parseMainCF("main.cf", "multi_instance_name = pf2\n")
+	if got, _ := c.with(map[string]string{"process_name": "y", "a": "$service_name/$process_name"}, Error{Service: "svc"}).str("a"); got != "svc/spawnd" {
+		t.Errorf("service_name/process_name in a service's scope: %q", got)
+	}
+	if got, _ := c.str("syslog_name"); got != "pf2" {
+		t.Errorf("syslog_name with multi_instance_name: %q", got)
+	}
 	l = newLoader(nil, fixtures{})
 	l.parseMainCF("main.cf", " leading = x\na = 1\na = 2\na = 2\n")
-	want := []string{`main.cf: line 1: logical line must not start with whitespace: " leading = x"`, "main.cf: line 3: overriding earlier entry: a=2"}
+	want := []string{`main.cf: line 1: logical line must not start with whitespace: " leading = x"`, "main.cf: line 3: overriding earlier entry: a=1"}
 	if !slices.Equal(l.warnings, want) || l.errs != nil {
 		t.Errorf("warnings %q, errors %v; want %q", l.warnings, l.errs, want)
 	}
 }
 
-// TestExpansionLimits: exponential expansion ends with an error, quickly.
+// TestExpansionLimits: exponential expansion ends with an error, quickly;
+// nesting is bounded as in Postfix (100 nested calls).
 func TestExpansionLimits(t *testing.T) {
 	var b strings.Builder
 	for i := 0; i < 40; i++ {
@@ -366,11 +408,27 @@ func TestExpansionLimits(t *testing.T) {
 	if _, ok := c.str("p0"); ok || !strings.Contains(l.errs.Error(), "value longer than 65536 bytes") {
 		t.Errorf("long chain: %v", l.errs)
 	}
-	deep := "d = " + strings.Repeat("${a?", 2000) + "x" + strings.Repeat("}", 2000) + "\na = 1\n"
-	l = newLoader(nil, fixtures{})
-	c = l.parseMainCF("main.cf", deep)
-	if v, ok := c.str("d"); !ok || v != "x" {
-		t.Errorf("deep nesting: %q %v", v, l.errs)
+	for n, want := range map[int]bool{999: true, 1001: false, 100000: false} { // relational operands nest
+		rel := "r = " + strings.Repeat("${{", n) + "x}=={x}}" + strings.Repeat("}=={true}}", n-1) + "\n"
+		l = newLoader(nil, fixtures{})
+		if v, ok := l.parseMainCF("main.cf", rel).str("r"); ok != want || ok && v != "true" {
+			t.Errorf("relational nesting %d: %q %v", n, v, l.errs)
+		}
+	}
+	for _, n := range []int{100, 101, 5000} {
+		deep := "d = " + strings.Repeat("${a?", n) + "x" + strings.Repeat("}", n) + "\na = 1\n"
+		for i := 0; i <= n; i++ { // a chain of n+1 names, the last one x
+			deep += "c" + strconv.Itoa(i) + " = $c" + strconv.Itoa(i+1) + "\n"
+		}
+		l = newLoader(nil, fixtures{})
+		c = l.parseMainCF("main.cf", deep+"c"+strconv.Itoa(n+1)+" = x\n")
+		for _, name := range []string{"d", "c1", "c0"} {
+			v, ok := c.str(name)
+			// d and c1 nest n deep, c0 one more; Postfix allows 100
+			if wantOK := n+strings.Count(name, "0") <= 100; ok != wantOK || ok && v != "x" {
+				t.Errorf("nesting %d, %s: %q %v", n, name, v, l.errs)
+			}
+		}
 	}
 }
 
@@ -576,7 +634,7 @@ func TestWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"DIR/main.cf: line 2: overriding earlier entry: queue_directory=" + queue,
+		"DIR/main.cf: line 2: overriding earlier entry: queue_directory=/x",
 		`DIR/master.cf: line 1: logical line must not start with whitespace: " stray"`,
 		"DIR/master.cf: line 2: service p: socket directory " + queue + "/private of a private service is open to other users (mode 0755)",
 	}
@@ -655,6 +713,14 @@ bad unix - n n - many spawnd
 	if s := p.Services[0]; s.ProcessLimit != 1 || s.TimeLimit != 9*time.Second || p.MaxIdle != 5*time.Second || p.MaxUse != 3 ||
 		p.MailOwner.Name != "daemon" {
 		t.Errorf("%+v %+v", p, s)
+	}
+	p, _ = run("-z -n policy -t unix -o syslog_name=postfix/$service_name user=nobody argv=/bin/true")
+	if p.SyslogName != "postfix/policy" {
+		t.Errorf("-o syslog_name=postfix/$service_name: %q", p.SyslogName)
+	}
+	s := one(t, "", "p unix - n n - - spawnd -o command_time_limit=${{$service_name}=={p}?{7}:{9}} user=nobody argv=/bin/true\n")
+	if s.TimeLimit != 7*time.Second {
+		t.Errorf("standalone $service_name: time limit %v, want 7s", s.TimeLimit)
 	}
 	// Without -l or -z: master.cf's maxproc for the name and type, the
 	// last entry winning; "-": default_process_limit.
