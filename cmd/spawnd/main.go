@@ -5,8 +5,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-
-	"spawnd/executor"
 )
 
 // version is set at build time by the Makefile.
@@ -21,11 +19,11 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
-	executor.OnMainThread(func() { os.Exit(run(os.Args[1:])) })
+	os.Exit(run(os.Args[1:]))
 }
 
-// The main goroutine stays on the main thread, to fork every child and
-// exec a reload (executor's invariant 7).
+// The main goroutine stays on the main thread, where the executor's loop
+// forks every child (executor's invariant 7).
 func init() { runtime.LockOSThread() }
 
 func run(args []string) int {
