@@ -52,14 +52,15 @@ func Inherited() map[string][]int {
 // OpenSockets sets cfg.Sockets, each service's listening sockets: the
 // inherited ones named after it, or new ones; and cfg.Paths, the unix
 // socket paths it created, to remove on exit. It closes the inherited
-// sockets no service takes, with a warning. On an error it removes the
-// paths it created.
+// sockets no service takes, with a warning. On an error, which it logs,
+// it removes the paths it created.
 func OpenSockets(cfg *Config) error {
 	inh := Inherited()
 	for _, s := range cfg.Policy.Services {
 		if got := inh[s.Name]; len(got) > 0 {
 			for _, fd := range got {
 				if err := checkInherited(fd, s.Endpoint.Type); err != nil {
+					cfg.Log.Error("service %s: %v", s.Name, err)
 					return fmt.Errorf("service %s: %w", s.Name, err)
 				}
 			}
@@ -75,6 +76,7 @@ func OpenSockets(cfg *Config) error {
 			for _, path := range cfg.Paths {
 				os.Remove(path)
 			}
+			cfg.Log.Error("service %s: %v", s.Name, err)
 			return fmt.Errorf("service %s: %w", s.Name, err)
 		}
 		cfg.Sockets = append(cfg.Sockets, []int{fd})

@@ -10,6 +10,7 @@ import (
 	"container/heap"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,18 +69,38 @@ type next struct {
 // errDied is Run's result when in Postfix mode the listener failed.
 var errDied = errors.New("listener died")
 
+// Configure makes the process-wide settings both modes share (Setup),
+// opens the log (postlogd(8) at postlog, when not empty) and returns the
+// executor's configuration for p without the sockets.
+func Configure(p *policy.Policy, verbose bool, postlog string) (Config, error) {
+	Setup()
+	ident := p.SyslogName + "/spawnd"
+	log, err := maillog.Open(p.MaillogFile, postlog, ident, p.SyslogFacility)
+	if err != nil {
+		return Config{}, err
+	}
+	self, _ := os.Executable() // empty: services with limits are refused
+	return Config{Policy: p, Log: log, Verbose: verbose, Self: self, Status: -1,
+		Welcome: ipc.Message{Ident: ident, Facility: uint8(p.SyslogFacility), Verbose: verbose,
+			LogKind: string(log.Kind()), Host: os.Getenv("POSTLOG_HOSTNAME")},
+		Listener: filepath.Join(filepath.Dir(self), "spawnd-listener")}, nil
+}
+
 // Run starts an executor for cfg, keeps one listener running and serves
 // it until SIGTERM or SIGINT, then waits for the running commands; in
-// Postfix mode also until the listener ends. It returns an error, logged,
-// when the executor could not start or in Postfix mode the listener
-// failed, for master(8) to see.
-func Run(cfg Config) error {
+// Postfix mode also until the listener ends. It returns the exit status:
+// 1 when the executor could not start (logged) or in Postfix mode the
+// listener failed, for master(8) to see; else 0.
+func Run(cfg Config) int {
 	e, err := New(cfg)
 	if err != nil {
 		cfg.Log.Error("%v", err)
-		return err
+		return 1
 	}
-	return e.run()
+	if e.run() != nil {
+		return 1
+	}
+	return 0
 }
 
 func (e *Executor) run() error {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"spawnd/executor"
 	"spawnd/maillog"
 	"spawnd/policy"
 )
@@ -49,7 +50,7 @@ func runDaemon(args []string) int {
 		}
 		return daemonFatal(p, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	cfg, err := setup(p, a.Verbose > 0, postlog(p))
+	cfg, err := executor.Configure(p, a.Verbose > 0, postlog(p))
 	if err != nil {
 		return daemonFatal(p, "%v", err)
 	}
@@ -67,7 +68,7 @@ func runDaemon(args []string) int {
 	w := &cfg.Welcome
 	w.Postfix, w.Pid, w.Generation = true, int32(os.Getpid()), uint32(gen)
 	w.MaxUse, w.MaxIdle = uint32(p.MaxUse), uint32(p.MaxIdle/time.Second)
-	return start(cfg)
+	return executor.Run(cfg)
 }
 
 // daemonFatal reports a fatal error before the configured log is open: on

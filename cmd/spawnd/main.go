@@ -27,16 +27,14 @@ func main() {
 func init() { runtime.LockOSThread() }
 
 func run(args []string) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "serve":
-			return runServe(args[1:])
-		case "check":
-			return runCheck(args[1:])
-		case "version":
-			fmt.Println("spawnd", version)
-			return 0
-		}
+	switch append(args, "")[0] { // the first argument, or ""
+	case "serve":
+		return runServe(args[1:])
+	case "check":
+		return runCheck(args[1:])
+	case "version":
+		fmt.Println("spawnd", version)
+		return 0
 	}
 	// Anything else is a Postfix master(8) command line:
 	// spawnd [generic daemon options] user=NAME[:GROUP] argv=COMMAND...
