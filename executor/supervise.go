@@ -71,8 +71,10 @@ var errDied = errors.New("listener died")
 
 // Configure makes the process-wide settings both modes share (Setup),
 // opens the log (postlogd(8) at postlog, when not empty) and returns the
-// executor's configuration for p without the sockets.
-func Configure(p *policy.Policy, verbose bool, postlog string) (Config, error) {
+// executor's configuration for p without the sockets: in Postfix mode,
+// when gen (master(8)'s generation) is not negative, with master(8)'s
+// status channel at ipc.StatusFd.
+func Configure(p *policy.Policy, verbose bool, postlog string, gen int64) (Config, error) {
 	Setup()
 	ident := p.SyslogName + "/spawnd"
 	log, err := maillog.Open(p.MaillogFile, postlog, ident, p.SyslogFacility)
@@ -80,10 +82,15 @@ func Configure(p *policy.Policy, verbose bool, postlog string) (Config, error) {
 		return Config{}, err
 	}
 	self, _ := os.Executable() // empty: services with limits are refused
-	return Config{Policy: p, Log: log, Verbose: verbose, Self: self, Status: -1,
+	cfg := Config{Policy: p, Log: log, Verbose: verbose, Self: self, Status: -1,
 		Welcome: ipc.Message{Ident: ident, Facility: uint8(p.SyslogFacility), Verbose: verbose,
 			LogKind: string(log.Kind()), Host: os.Getenv("POSTLOG_HOSTNAME")},
-		Listener: filepath.Join(filepath.Dir(self), "spawnd-listener")}, nil
+		Listener: filepath.Join(filepath.Dir(self), "spawnd-listener")}
+	if w := &cfg.Welcome; gen >= 0 {
+		cfg.Status, w.Postfix, w.Pid, w.Generation = ipc.StatusFd, true, int32(os.Getpid()), uint32(gen)
+		w.MaxUse, w.MaxIdle = uint32(p.MaxUse), uint32(p.MaxIdle/time.Second)
+	}
+	return cfg, nil
 }
 
 // Run starts an executor for cfg, keeps one listener running and serves

@@ -50,7 +50,7 @@ func runDaemon(args []string) int {
 		}
 		return daemonFatal(p, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	cfg, err := executor.Configure(p, a.Verbose > 0, postlog(p))
+	cfg, err := executor.Configure(p, a.Verbose > 0, postlog(p), int64(gen))
 	if err != nil {
 		return daemonFatal(p, "%v", err)
 	}
@@ -64,10 +64,7 @@ func runDaemon(args []string) int {
 			sockets = append(sockets, fd)
 		}
 	}
-	cfg.Sockets, cfg.Status = [][]int{sockets}, masterStatusFd
-	w := &cfg.Welcome
-	w.Postfix, w.Pid, w.Generation = true, int32(os.Getpid()), uint32(gen)
-	w.MaxUse, w.MaxIdle = uint32(p.MaxUse), uint32(p.MaxIdle/time.Second)
+	cfg.Sockets = [][]int{sockets}
 	return executor.Run(cfg)
 }
 

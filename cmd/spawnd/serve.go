@@ -25,7 +25,7 @@ func runServe(args []string) int {
 	if err != nil {
 		return fatalf("%v", err)
 	}
-	cfg, err := executor.Configure(p, *verbose, "")
+	cfg, err := executor.Configure(p, *verbose, "", -1)
 	if err != nil {
 		return fatalf("%v", err)
 	}
