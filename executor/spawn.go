@@ -267,12 +267,15 @@ func (e *Executor) strays() {
 func (e *Executor) kill(c *command) {
 	e.strays()
 	if c.reaped {
-		if !e.cg.kill(c.cgroup) || e.cg.remove(c.cgroup) {
+		switch {
+		case c.cgroup == "": // the last pass: strays has reaped what the kill left
 			delete(e.left, c)
-		} else { // the killed processes are still leaving
-			c.deadline = time.Now().Add(100 * time.Millisecond)
-			heap.Push(&e.limits, c)
-		}
+			return
+		case !e.cg.kill(c.cgroup) || e.cg.remove(c.cgroup):
+			c.cgroup = ""
+		} // else the killed processes are still leaving
+		c.deadline = time.Now().Add(100 * time.Millisecond)
+		heap.Push(&e.limits, c)
 		return
 	}
 	if !e.cg.kill(c.cgroup) {
