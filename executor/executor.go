@@ -1,19 +1,26 @@
-// Package executor is spawnd's root side: it serves the protocol of package
-// ipc with one listener at a time, checks every request against the
-// policy, starts each command as its service's user with the client
-// connection as fds 0, 1 and 2, enforces the time limit, reaps every child
-// of the process and reports each result. The listener is hostile: the
-// first request that breaks the protocol ends it. spawn.go holds the
+// Package executor is spawnd's root side: one loop on the main thread
+// that serves the protocol of package ipc with one listener at a time,
+// checks every request against the policy, starts each command as its
+// service's user with the client connection as fds 0, 1 and 2, in a cgroup
+// of its own, holds it to its time limit, reaps it and reports the result;
+// and keeps the listener running (supervise.go). The listener is hostile:
+// the first request that breaks the protocol ends it. spawn.go holds the
 // invariants.
+//
+// The request path is this file and spawn.go: loop, receive, check, spawn,
+// reap, expire, deliver and flush. It waits in one epoll_wait on the
+// listener's pair, a pidfd per running command and a timerfd for the
+// nearest time limit, and hands nothing to another goroutine.
 package executor
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -24,54 +31,105 @@ import (
 
 // Config is what the executor needs.
 type Config struct {
-	Policy   *policy.Policy
-	Log      *maillog.Logger
-	Cap      int      // hard cap on running commands (a flood past it is a violation)
-	ListenFd []int32  // per service index: first listening fd number in the listener process
-	ListenN  []uint32 // per service index: number of listening fds
-	Verbose  bool     // log the results only the executor sees as the listener's -v does
-	Self     string   // spawnd's executable, for services with limits (limits.go)
+	Policy  *policy.Policy
+	Log     *maillog.Logger
+	Cap     int     // hard cap on running commands (a flood past it is a violation); 0: from RLIMIT_NOFILE
+	Sockets [][]int // per service: its listening sockets in this process
+	Status  int     // master(8)'s status channel (Postfix mode), or -1
+	Verbose bool    // log the results only the executor sees as the listener's -v does
+	Self    string  // spawnd's executable, for services with limits (limits.go)
+
+	// Supervision (Run) only.
+	Listener string                         // the listener's executable
+	Welcome  ipc.Message                    // the listener's settings, sent in Welcome
+	Reload   func() (*policy.Policy, error) // standalone: load the configuration again (SIGHUP)
+	Paths    []string                       // unix socket paths spawnd created, removed when closed
 }
 
-// Executor runs the commands of one policy for a succession of listeners.
-// Commands outlive the listener that asked for them.
+// Executor runs the commands of one policy at a time for a succession of
+// listeners. Commands outlive the listener that asked for them, and a
+// reload.
 type Executor struct {
-	cfg  Config
-	idle *sync.Cond // on mu: running reached 0
-	cwd  string     // the working directory at New
-	argv [][]string // per service: what its children exec (commandLine)
-
-	// Guarded by mu (spawn.go).
-	running   int
-	byService []int          // running commands per service
-	cur       *session       // the listener after its Hello, or nil
-	pending   []*ipc.Message // results no listener has taken, Seq 0
+	cfg     Config
+	svcs    []*entry         // the current policy's, by wire index
+	cmds    map[int]*command // running, by pidfd
+	pids    map[int]bool     // the pids of cmds and the listener
+	limits  deadlines        // commands with a time limit, nearest first
+	left    map[*command]bool
+	running atomic.Int32 // commands of the current services
+	sess    *session     // the listener's pair, or nil
+	pending []*ipc.Message
+	ep      int // the loop's epoll set
+	timer   int // timerfd, armed at the nearest deadline
+	armed   time.Time
+	cwd     string
+	cg      *cgroups // nil: no cgroup v2, the tree walk (spawn.go)
+	sup     supervisor
 }
 
-// session is one Serve: a listener and the goroutine that sends to it.
+// entry is one service of a policy, as the executor runs it.
+type entry struct {
+	*policy.Service
+	argv    []string // what its children exec (commandLine)
+	fds     []int    // its listening sockets
+	running int      // its running commands
+}
+
+// session is one listener's pair.
 type session struct {
-	conn  *ipc.Conn
-	out   chan *ipc.Message // to the sender; never blocks a writer (see deliver)
-	done  chan struct{}     // closed when the sender has stopped
-	stuck bool              // out overflowed; guarded by mu
+	conn    *ipc.Conn
+	fd      int
+	st      state
+	out     []*ipc.Message // to send, oldest first
+	writing bool           // EPOLLOUT is on: out waits for room
+	stuck   bool           // out overflowed
+	ended   bool
+	err     error // why it ended: nil at end of file
 }
 
-// New returns an executor for cfg. It panics when cfg is inconsistent: a
-// cap below 1, or listening fds not given for every service.
-func New(cfg Config) *Executor {
-	n := len(cfg.Policy.Services)
-	if cfg.Cap < 1 || len(cfg.ListenFd) != n || len(cfg.ListenN) != n {
-		panic("executor: Config needs Cap > 0 and ListenFd and ListenN for every service")
+// New returns an executor for cfg: its epoll set and timer, the cgroup
+// its commands go to (killing what a previous executor left there), each
+// service's command line. It panics when cfg is inconsistent.
+func New(cfg Config) (*Executor, error) {
+	if cfg.Cap < 0 || len(cfg.Sockets) != len(cfg.Policy.Services) {
+		panic("executor: Config needs Cap > 0 and Sockets for every service")
 	}
-	cwd, _ := os.Getwd()
-	argv := make([][]string, n)
-	for i, svc := range cfg.Policy.Services {
-		argv[i] = commandLine(cfg.Self, svc)
+	if fd, err := unix.PidfdOpen(os.Getpid(), 0); err != nil {
+		return nil, fmt.Errorf("pidfd_open: %w (spawnd needs Linux 5.4 or later)", err)
+	} else {
+		unix.Close(fd)
 	}
-	return &Executor{cfg: cfg, idle: sync.NewCond(&mu), byService: make([]int, n), cwd: cwd, argv: argv}
+	if cfg.Cap == 0 {
+		cfg.Cap = commandCap(cfg.Log)
+	}
+	e := &Executor{cfg: cfg, cmds: map[int]*command{}, pids: map[int]bool{}, left: map[*command]bool{}}
+	e.cwd, _ = os.Getwd()
+	var err error
+	if e.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if e.timer, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_CLOEXEC|unix.TFD_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("timerfd_create: %w", err)
+	}
+	e.watch(e.timer, unix.EPOLLIN)
+	e.cg = newCgroups(cfg.Log)
+	e.svcs = e.services(cfg.Policy, cfg.Sockets)
+	return e, nil
 }
 
-// The states of one Serve; they only move forward.
+func (e *Executor) services(p *policy.Policy, sockets [][]int) []*entry {
+	svcs := make([]*entry, len(p.Services))
+	for i, s := range p.Services {
+		svcs[i] = &entry{Service: s, argv: commandLine(e.cfg.Self, s), fds: sockets[i]}
+	}
+	return svcs
+}
+
+func (e *Executor) watch(fd int, events uint32) {
+	unix.EpollCtl(e.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+}
+
+// The states of one session; they only move forward.
 type state int
 
 const (
@@ -87,71 +145,68 @@ var stateNames = [...]string{starting: "starting", serving: "serving"}
 
 var errStuck = errors.New("not reading its results")
 
-// Serve speaks the protocol with one listener over conn until the listener
-// goes (end of file: it returns nil) or breaks the protocol (it logs one
-// warning, closes every fd the message carried and returns the
-// *ipc.Violation), or stops reading what it is sent. It does not close
-// conn but shuts it down, so that nothing uses it after Serve returns.
-// Commands keep running after Serve returns; results that could not be
-// delivered are kept and sent with Seq 0 to the next listener after its
-// Hello, Welcome and Service messages. One Serve at a time.
-func (e *Executor) Serve(conn *ipc.Conn) error {
-	s := &session{conn: conn, done: make(chan struct{}),
-		out: make(chan *ipc.Message, e.cfg.Cap+len(e.cfg.Policy.Services)+1)}
-	go e.send(s)
-	err := e.serve(s)
-	if err != nil {
-		e.cfg.Log.Warning("listener %v; stopping listener", err)
-	}
-	conn.Shutdown()
-	mu.Lock()
-	if e.cur == s {
-		e.cur = nil
-	}
-	close(s.out)
-	mu.Unlock()
-	<-s.done
-	return err
-}
-
-// serve is the one dispatcher: every request passes ipc's checks in
-// Receive, then check's, before a handler sees it.
+// loop is the executor: it waits for the pair, the pidfds, the timer and
+// what supervision watches, and handles each in turn until done.
 //
 //tcb:request-path
-func (e *Executor) serve(s *session) error {
-	st := starting
-	for {
-		// This goroutine lives in system calls (recvmsg, clone) and would
-		// otherwise never yield; the runtime's monitor then takes it for
-		// one that runs for ever, takes its P every 10 ms and polls every
-		// 20 µs after each time, which cost more CPU than the rest of the
-		// executor (bench/README.md, Performance). Yielding once per
-		// request costs one scheduler pass.
-		runtime.Gosched()
-		m, fd, err := s.conn.Receive(ipc.FromListener)
-		if err == io.EOF {
-			mu.Lock()
-			stuck := s.stuck
-			mu.Unlock()
-			if stuck {
-				return errStuck
+func (e *Executor) loop(done func() bool) {
+	events := make([]unix.EpollEvent, 128)
+	for !done() {
+		e.arm()
+		n, err := unix.EpollWait(e.ep, events, -1)
+		if err != nil && err != unix.EINTR {
+			e.cfg.Log.Fatal("epoll_wait: %v", err)
+		}
+		for _, ev := range events[:max(n, 0)] {
+			fd := int(ev.Fd)
+			if c := e.cmds[fd]; c != nil {
+				e.reap(c)
+			} else if e.sess != nil && fd == e.sess.fd {
+				e.receive(e.sess, ev.Events)
+			} else if fd != e.timer {
+				e.event(fd)
 			}
-			return nil
 		}
-		if err != nil {
-			return err
+		e.expire(time.Now())
+		e.flush(false)
+	}
+}
+
+// receive takes the requests waiting on the pair, a bounded number at a
+// time so that results and time limits are not starved, and applies each:
+// every request passes ipc's checks in Receive, then check's, before a
+// handler sees it.
+//
+//tcb:request-path
+func (e *Executor) receive(s *session, events uint32) {
+	if events&unix.EPOLLOUT != 0 {
+		e.flush(true)
+	}
+	for range 64 {
+		m, fd, err := s.conn.Receive(ipc.FromListener)
+		if errors.Is(err, unix.EAGAIN) {
+			return
 		}
-		if err := e.check(st, m, fd); err != nil {
-			if fd >= 0 {
+		if err == io.EOF {
+			err = nil
+			if s.stuck {
+				err = errStuck
+			}
+			e.end(s, err)
+			return
+		}
+		if err == nil {
+			if err = e.check(s.st, m, fd); err != nil && fd >= 0 {
 				unix.Close(fd)
 			}
-			return err
 		}
-		switch m.Kind {
-		case ipc.KindHello:
+		if err != nil {
+			e.end(s, err)
+			return
+		}
+		if m.Kind == ipc.KindHello {
 			e.welcome(s)
-			st = serving
-		case ipc.KindRun:
+		} else {
 			e.spawn(s, m, fd)
 		}
 	}
@@ -159,7 +214,9 @@ func (e *Executor) serve(s *session) error {
 
 // check applies the executor's checks, in ipc/doc.go's order: the state
 // allows the kind, the service exists, the running commands are below the
-// hard cap, the service's client_access admits the client of fd.
+// hard cap and the service's below its process limit, the service's
+// client_access admits the client of fd. Checks of the passed descriptor
+// against its service go here too.
 //
 //tcb:request-path
 func (e *Executor) check(st state, m *ipc.Message, fd int) error {
@@ -170,16 +227,18 @@ func (e *Executor) check(st state, m *ipc.Message, fd int) error {
 	if m.Kind != ipc.KindRun {
 		return nil
 	}
-	if n := len(e.cfg.Policy.Services); int64(m.Service) >= int64(n) {
+	if n := len(e.svcs); int64(m.Service) >= int64(n) {
 		return &ipc.Violation{Check: "service", Detail: fmt.Sprintf("%s for service %d, have %d", name, m.Service, n)}
 	}
-	// Only this goroutine starts commands, so the count cannot rise
-	// between here and the start.
-	if e.Running() >= e.cfg.Cap {
+	if int(e.running.Load()) >= e.cfg.Cap {
 		return &ipc.Violation{Check: "cap", Detail: fmt.Sprintf("%s past the hard cap of %d running commands", name, e.cfg.Cap)}
 	}
-	if err := e.cfg.Policy.Services[m.Service].Access.Check(fd); err != nil {
-		return &ipc.Violation{Check: "access", Detail: fmt.Sprintf("%s for service %s: %v", name, e.cfg.Policy.Services[m.Service].Name, err)}
+	svc := e.svcs[m.Service]
+	if svc.ProcessLimit > 0 && svc.running >= svc.ProcessLimit {
+		return &ipc.Violation{Check: "limit", Detail: fmt.Sprintf("%s past service %s's process limit of %d", name, svc.Name, svc.ProcessLimit)}
+	}
+	if err := svc.Access.Check(fd); err != nil {
+		return &ipc.Violation{Check: "access", Detail: fmt.Sprintf("%s for service %s: %v", name, svc.Name, err)}
 	}
 	return nil
 }
@@ -188,63 +247,65 @@ func (e *Executor) check(st state, m *ipc.Message, fd int) error {
 // results kept for this listener. Running counts, per service, the
 // commands the listener will hear of with Seq 0: still running, or ended
 // with the result kept.
+//
+//tcb:request-path
 func (e *Executor) welcome(s *session) {
-	mu.Lock()
-	defer mu.Unlock()
-	if e.cur != nil {
-		panic("executor: two Serve calls at once")
+	s.st = serving
+	first := int32(ipc.ListenFd)
+	if e.cfg.Status >= 0 {
+		first++
 	}
-	e.cur = s
-	svcs := e.cfg.Policy.Services
-	// out has room for all of it: pending holds at most Cap (keep).
-	s.out <- &ipc.Message{Kind: ipc.KindWelcome, Services: uint32(len(svcs)), Cap: uint32(e.cfg.Cap)}
-	for i, svc := range svcs {
-		n := e.byService[i]
+	w := e.cfg.Welcome
+	w.Kind, w.Services, w.Cap = ipc.KindWelcome, uint32(len(e.svcs)), uint32(e.cfg.Cap)
+	s.out = append(s.out, &w)
+	for i, svc := range e.svcs {
+		n := svc.running
 		for _, m := range e.pending {
 			if m.Service == uint32(i) {
 				n++
 			}
 		}
-		s.out <- &ipc.Message{Kind: ipc.KindService, Service: uint32(i), Name: clip(svc.Name),
+		s.out = append(s.out, &ipc.Message{Kind: ipc.KindService, Service: uint32(i), Name: clip(svc.Name),
 			Command: clip(svc.Argv[0]), Limit: uint32(svc.ProcessLimit),
-			Fd: e.cfg.ListenFd[i], NFd: e.cfg.ListenN[i], Running: uint32(n), Access: svc.Access.String(),
-			PerHost: uint32(svc.ClientLimit), Rate: uint32(svc.RateLimit), RateSec: uint32(svc.RateUnit.Seconds())}
+			Fd: first, NFd: uint32(len(svc.fds)), Running: uint32(n), Access: svc.Access.String(),
+			PerHost: uint32(svc.ClientLimit), Rate: uint32(svc.RateLimit), RateSec: uint32(svc.RateUnit.Seconds())})
+		first += int32(len(svc.fds))
 	}
-	for _, m := range e.pending {
-		s.out <- m
-	}
+	s.out = append(s.out, e.pending...)
 	e.pending = nil
 }
 
-// deliver queues a result for the current listener, under mu. A result for
-// a command an earlier listener asked for goes with Seq 0. An honest
-// listener keeps fewer than Cap commands unanswered, so out cannot fill;
-// when it does, the listener is not reading: the result is kept, and the
-// connection shut down so that Serve ends.
+// deliver queues a result of a command of service i (-1: a service the
+// current policy does not have) for the listener. A result for a command
+// an earlier listener asked for goes with Seq 0. An honest listener keeps
+// fewer than Cap commands unanswered, so the queue cannot fill; when it
+// does, the listener is not reading: the result is kept, and the pair shut
+// down so that the session ends.
 //
 //tcb:request-path
-func (e *Executor) deliver(from *session, m *ipc.Message) {
-	s := e.cur
-	if s != from {
-		m.Seq = 0
-	}
-	if s == nil {
+func (e *Executor) deliver(from *session, c *command, m *ipc.Message) {
+	s := e.sess
+	switch {
+	case c.index < 0:
+		e.logResult(c.svc.Name, c.svc.Argv[0], m)
+	case s == nil || s.st != serving:
 		e.keep(m)
-		return
-	}
-	select {
-	case s.out <- m:
-	default:
+	case len(s.out) > e.cfg.Cap+len(e.svcs):
 		e.keep(m)
 		if !s.stuck {
 			s.stuck = true
 			s.conn.Shutdown()
 		}
+	default:
+		if s != from {
+			m.Seq = 0
+		}
+		s.out = append(s.out, m)
 	}
 }
 
-// keep holds a result for the next listener, under mu. At most Cap are
-// kept, which an honest listener never exceeds; beyond, the oldest goes.
+// keep holds a result for the next listener. At most Cap are kept, which
+// an honest listener never exceeds; beyond, the oldest goes.
 //
 //tcb:request-path
 func (e *Executor) keep(m *ipc.Message) {
@@ -255,20 +316,124 @@ func (e *Executor) keep(m *ipc.Message) {
 	e.pending = append(e.pending, m)
 }
 
-// send is the session's sender: the only writer to the listener, so that a
-// listener slow to read stalls nothing else. A result it cannot send is
-// kept; a send error ends nothing by itself (Serve ends on end of file).
+// flush sends what the session has queued, without blocking: what does
+// not fit waits for the pair to be writable. A result whose send fails is
+// kept; a send error ends nothing by itself (the session ends on end of
+// file).
 //
 //tcb:request-path
-func (e *Executor) send(s *session) {
-	defer close(s.done)
-	for m := range s.out {
-		if s.conn.Send(m, -1) != nil && (m.Kind == ipc.KindExited || m.Kind == ipc.KindRefused) {
-			mu.Lock()
+func (e *Executor) flush(writable bool) {
+	s := e.sess
+	if s == nil || s.writing && !writable {
+		return
+	}
+	for len(s.out) > 0 {
+		err := s.conn.Send(s.out[0], -1)
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if m := s.out[0]; err != nil && (m.Kind == ipc.KindExited || m.Kind == ipc.KindRefused) {
 			e.keep(m)
-			mu.Unlock()
+		}
+		s.out = s.out[1:]
+	}
+	if want := len(s.out) > 0; want != s.writing {
+		s.writing = want
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.fd)}
+		if want {
+			ev.Events |= unix.EPOLLOUT
+		}
+		unix.EpollCtl(e.ep, unix.EPOLL_CTL_MOD, s.fd, &ev)
+	}
+}
+
+// attach starts a session on conn, whose descriptor it makes
+// non-blocking.
+func (e *Executor) attach(conn *ipc.Conn) *session {
+	s := &session{conn: conn, fd: conn.Fd()}
+	unix.SetNonblock(s.fd, true)
+	e.watch(s.fd, unix.EPOLLIN)
+	e.sess = s
+	return s
+}
+
+// end ends a session: a violation is logged once; the pair is shut down,
+// so that the listener sees end of file, and the results not yet sent are
+// kept for the next listener.
+//
+//tcb:request-path
+func (e *Executor) end(s *session, err error) {
+	if err != nil {
+		e.cfg.Log.Warning("listener %v; stopping listener", err)
+	}
+	s.ended, s.err = true, err
+	s.conn.Shutdown()
+	unix.EpollCtl(e.ep, unix.EPOLL_CTL_DEL, s.fd, nil)
+	for _, m := range s.out {
+		if m.Kind == ipc.KindExited || m.Kind == ipc.KindRefused {
+			e.keep(m)
 		}
 	}
+	s.out = nil
+	e.sess = nil
+	e.ended(s)
+}
+
+// arm sets the timer to the nearest deadline, when that is earlier than
+// the one it is set to: a timer that fires early is set again.
+//
+//tcb:request-path
+func (e *Executor) arm() {
+	next := e.sup.deadline()
+	if len(e.limits) > 0 && (next.IsZero() || e.limits[0].deadline.Before(next)) {
+		next = e.limits[0].deadline
+	}
+	if next.IsZero() || !e.armed.IsZero() && !next.Before(e.armed) {
+		return
+	}
+	e.armed = next
+	d := max(time.Until(next), time.Microsecond)
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
+	unix.TimerfdSettime(e.timer, 0, &spec, nil)
+}
+
+// expire kills the commands whose time limit has passed and does what
+// supervision has due.
+//
+//tcb:request-path
+func (e *Executor) expire(now time.Time) {
+	if !e.armed.IsZero() && !now.Before(e.armed) {
+		var b [8]byte
+		unix.Read(e.timer, b[:])
+		e.armed = time.Time{}
+	}
+	for len(e.limits) > 0 && !now.Before(e.limits[0].deadline) {
+		e.kill(heap.Pop(&e.limits).(*command))
+	}
+	e.sup.tick(e, now)
+}
+
+// deadlines is a heap of commands by deadline.
+type deadlines []*command
+
+//tcb:request-path
+func (d deadlines) Len() int { return len(d) }
+
+//tcb:request-path
+func (d deadlines) Less(i, j int) bool { return d[i].deadline.Before(d[j].deadline) }
+
+//tcb:request-path
+func (d deadlines) Swap(i, j int) { d[i], d[j] = d[j], d[i]; d[i].at, d[j].at = i, j }
+
+//tcb:request-path
+func (d *deadlines) Push(x any) { c := x.(*command); c.at = len(*d); *d = append(*d, c) }
+
+//tcb:request-path
+func (d *deadlines) Pop() any {
+	old := *d
+	c := old[len(old)-1]
+	*d, c.at = old[:len(old)-1], -1
+	return c
 }
 
 // clip bounds a text field so that every message fits ipc.MaxMessage.
@@ -282,30 +447,33 @@ func clip(s string) string {
 	return s
 }
 
-// Running returns how many commands are running.
-func (e *Executor) Running() int {
-	mu.Lock()
-	defer mu.Unlock()
-	return e.running
+// Running returns how many commands of the current services are running.
+func (e *Executor) Running() int { return int(e.running.Load()) }
+
+// Serve speaks the protocol with one listener over conn until the listener
+// goes (end of file: it returns nil), breaks the protocol (it logs one
+// warning, closes every fd the message carried and returns the
+// *ipc.Violation) or stops reading what it is sent. It shuts conn down and
+// does not close it. Commands keep running after Serve returns, and are
+// reaped by the next Serve or Drain; results that could not be delivered
+// are kept and sent with Seq 0 to the next listener after its Hello,
+// Welcome and Service messages. Run serves the listeners it starts; Serve
+// is for a listener started otherwise.
+func (e *Executor) Serve(conn *ipc.Conn) error {
+	s := e.attach(conn)
+	e.loop(func() bool { return s.ended })
+	return s.err
 }
 
-// Drain blocks until no command is running.
+// Drain serves until no command is running.
 func (e *Executor) Drain() {
-	mu.Lock()
-	defer mu.Unlock()
-	for e.running > 0 {
-		e.idle.Wait()
-	}
+	e.loop(func() bool { return len(e.cmds) == 0 })
 }
 
 // Terminate sends SIGTERM to the process group of every running command
 // (postfix stop: master(8) signals only its own process group).
 func (e *Executor) Terminate() {
-	mu.Lock()
-	defer mu.Unlock()
-	for pid, c := range procs {
-		if c, ok := c.(*command); ok && c.e == e {
-			unix.Kill(-pid, unix.SIGTERM)
-		}
+	for _, c := range e.cmds {
+		unix.Kill(-c.pid, unix.SIGTERM)
 	}
 }

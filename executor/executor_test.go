@@ -121,12 +121,25 @@ func newExecutor(t testing.TB, capacity int, svcs ...*policy.Service) (*Executor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
-	cfg := Config{Policy: &policy.Policy{Services: svcs}, Log: maillog.New(fd, maillog.File, "spawnd", 2), Cap: capacity}
-	for i := range svcs {
-		cfg.ListenFd = append(cfg.ListenFd, int32(5+i))
-		cfg.ListenN = append(cfg.ListenN, 1)
+	cfg := Config{Policy: &policy.Policy{Services: svcs}, Log: maillog.New(fd, maillog.File, "spawnd", 2), Cap: capacity, Status: -1}
+	for range svcs {
+		cfg.Sockets = append(cfg.Sockets, []int{-1})
 	}
-	return New(cfg), log
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, log
+}
+
+// waitUntil waits for cond, failing the test after 30 seconds.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 30s", what)
+		}
+	}
 }
 
 // serve starts Serve on a new pair; cleanup closes the listener's end and
@@ -760,17 +773,13 @@ func TestResultsKept(t *testing.T) {
 		unix.Close(server)
 		clients = append(clients, client)
 	}
-	for e.Running() != 2 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, "2 running", func() bool { return e.Running() == 2 })
 	first.l.Close()
 	if err := first.wait(); err != nil {
 		t.Fatalf("Serve: %v, want nil at end of file", err)
 	}
 	unix.Close(clients[0])
-	for e.Running() != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	// Nothing reaps between sessions: the next one's loop does.
 	second := serve(t, e, log)
 	if svcs := second.hello(); svcs[0].Running != 2 {
 		t.Errorf("Service %+v, want Running 2", svcs[0])
@@ -842,9 +851,26 @@ func TestStuckListener(t *testing.T) {
 		if err != nil {
 			break // the executor shut the connection down
 		}
-		// End of file: the command was reaped, so one at a time runs.
-		readAll(t, client, 30*time.Second)
+		// End of file: the command was reaped, so one at a time runs;
+		// or Serve has returned, which leaves the reaping to Drain.
+		eof := make(chan struct{})
+		go func() {
+			unix.SetsockoptTimeval(client, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 30})
+			for n := 1; n > 0; n, _ = unix.Read(client, make([]byte, 64)) {
+			}
+			close(eof)
+		}()
+		select {
+		case <-eof:
+		case err := <-f.served:
+			f.served <- err
+			unix.Shutdown(client, unix.SHUT_RD)
+		}
+		<-eof
 		unix.Close(client)
+		if len(f.served) > 0 {
+			break
+		}
 	}
 	if err := f.wait(); err != errStuck {
 		t.Fatalf("Serve returned %v, want %v", err, errStuck)
@@ -854,30 +880,6 @@ func TestStuckListener(t *testing.T) {
 		t.Errorf("log %q, want %q", b, want)
 	}
 	f.e.Drain()
-}
-
-func TestStartProcess(t *testing.T) {
-	e, _ := newExecutor(t, 1)
-	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(null)
-	pid, exited, err := e.StartProcess([]string{"/bin/sh", "-c", "exit 4"}, nil, []int{null, null, 2}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case ws := <-exited:
-		if ws.ExitStatus() != 4 {
-			t.Errorf("pid %d: status %v, want exit 4", pid, ws)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no wait status")
-	}
-	if _, _, err := e.StartProcess([]string{"/nonexistent"}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "start /nonexistent: no such file") {
-		t.Errorf("got %v, want a start error", err)
-	}
 }
 
 // BenchmarkRoundTrip: Run -> exec /bin/true as nobody -> Exited, serially.
@@ -906,129 +908,12 @@ func TestTerminate(t *testing.T) {
 	f.hello()
 	server, _ := unixClient(t)
 	f.run(1, 0, server)
-	for f.e.Running() != 1 {
-		time.Sleep(time.Millisecond)
-	}
-	f.e.Terminate()
-	if m := f.receive(); m.Kind != ipc.KindExited || m.Signal != 15 {
-		t.Errorf("result %+v, want killed by signal 15", m)
-	}
-}
-
-// handOver does what a reload does to the old image: Handover, then, as
-// exec would, forgets the old executor's commands and timers; mu, which
-// Handover holds, is released only now, as the new image starts unlocked.
-func handOver(t *testing.T, from *Executor) string {
-	t.Helper()
-	s, err := from.Handover(3)
-	for pid, c := range procs {
-		if c, ok := c.(*command); ok && c.e == from {
-			c.timer.Stop()
-			delete(procs, pid)
-		}
-	}
-	mu.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Join(s, " ")
-}
-
-// TestAdopt: commands handed over by a reload. One whose service the new
-// policy has counts as running for it, under its new index, and its result
-// goes to the new listener with Seq 0; one whose service is gone is still
-// killed at its old time limit, reaped and logged by the executor. Bad
-// entries are refused with a warning, and a socket of one closed.
-func TestAdopt(t *testing.T) {
-	needRoot(t)
-	cat, slow := service("/bin/cat"), service("/bin/sleep", "60")
-	cat.Name, slow.Name, slow.TimeLimit = "cat", "slow", 2*time.Second
-	old, log := newExecutor(t, 10, cat, slow)
-	f := serve(t, old, log)
-	f.hello()
-	server1, client1 := unixClient(t)
-	f.run(1, 0, server1)
-	server2, client2 := unixClient(t)
-	f.run(2, 1, server2)
-	started := time.Now()
-	unix.Close(server1)
-	unix.Close(server2)
-	for old.Running() != 2 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, "command running", func() bool { return f.e.Running() == 1 })
 	f.l.Close()
 	f.wait()
-	handed := handOver(t, old)
-	if n := len(strings.Fields(handed)); n != 2 {
-		t.Fatalf("handed over %q, want 2 commands", handed)
-	}
-	var slowPid int
-	for _, ent := range strings.Fields(handed) {
-		if strings.HasSuffix(ent, ",slow,%2Fbin%2Fsleep") {
-			fmt.Sscanf(ent, "%d", &slowPid)
-		}
-	}
-
-	other := service("/bin/true")
-	other.Name = "other"
-	e, _ := newExecutor(t, 10, other, cat)
-	e.cfg.Log, e.cfg.Verbose = old.cfg.Log, true
-	orphanSock, _ := unixClient(t)
-	devNull, _ := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	defer unix.Close(devNull)
-	bad := []string{"junk", fmt.Sprintf("1,%d,0,1,cat,%%2Fbin%%2Fcat", orphanSock),
-		fmt.Sprintf("%d,%d,0,1,cat,%%2Fbin%%2Fcat", os.Getpid(), devNull)}
-	e.Adopt(handed + " " + strings.Join(bad, " "))
-	if n := e.Running(); n != 1 {
-		t.Errorf("Running %d after Adopt, want 1 (the cat)", n)
-	}
-	if _, err := unix.FcntlInt(uintptr(orphanSock), unix.F_GETFD, 0); err != unix.EBADF {
-		t.Errorf("the socket of a refused entry is still open: %v", err)
-	}
-	if _, err := unix.FcntlInt(uintptr(devNull), unix.F_GETFD, 0); err != nil {
-		t.Errorf("a descriptor that is not a socket was closed: %v", err)
-	}
-
-	g := serve(t, e, log)
-	if svcs := g.hello(); svcs[0].Running != 0 || svcs[1].Running != 1 {
-		t.Errorf("Running %d and %d, want 0 and 1", svcs[0].Running, svcs[1].Running)
-	}
-	unix.Write(client1, []byte("still here"))
-	unix.Shutdown(client1, unix.SHUT_WR)
-	if got := readAll(t, client1, 10*time.Second); got != "still here" {
-		t.Errorf("adopted cat echoed %q", got)
-	}
-	if m := g.receive(); m.Kind != ipc.KindExited || m.Seq != 0 || m.Service != 1 || m.Code != 0 {
-		t.Errorf("result %+v, want Exited with Seq 0 for service 1", m)
-	}
-	readAll(t, client2, 10*time.Second)
-	if took := time.Since(started); took < 1500*time.Millisecond || took > 6*time.Second {
-		t.Errorf("the slow command's client saw end of file after %v, limit 2s", took)
-	}
-	want := []string{fmt.Sprintf("warning: /bin/sleep: process id %d: command time limit exceeded", slowPid),
-		fmt.Sprintf("service=slow peer=unknown pid=%d status=time limit", slowPid)}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		b, _ := os.ReadFile(log)
-		text := string(b)
-		ok := strings.Count(text, "warning: reload: not taking over") == len(bad)
-		for _, w := range want {
-			ok = ok && strings.Count(text, w) == 1
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("want %q once each and %d refusals in:\n%s", want, len(bad), text)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	for _, st := range procStats() {
-		if st.ppid == os.Getpid() && st.state == "Z" {
-			t.Errorf("zombie child %d", st.pid)
-		}
-	}
-	if n := e.Running(); n != 0 {
-		t.Errorf("%d running at the end", n)
+	f.e.Terminate()
+	f.e.Drain()
+	if len(f.e.pending) != 1 || f.e.pending[0].Signal != 15 {
+		t.Errorf("results %+v, want one killed by signal 15", f.e.pending)
 	}
 }

@@ -1,8 +1,8 @@
 package executor
 
-// This file starts and reaps every child of the process. Its invariants,
-// with the reasons; run the root tests (go test ./executor as root) after
-// any change here:
+// This file starts, kills and reaps the commands. Its invariants, with the
+// reasons; run the root tests (go test ./executor as root) after any
+// change here:
 //
 //  1. The executor never changes its own uid, gid or groups. The Go
 //     runtime has many threads and a set*id call would race them; a child
@@ -10,10 +10,10 @@ package executor
 //     SysProcAttr.Credential (setgroups, setgid, setuid, in that order:
 //     syscall/exec_linux.go).
 //  2. Every descriptor the executor holds is close-on-exec: the pair and
-//     received client sockets (MSG_CMSG_CLOEXEC), the log, the listening
-//     sockets, and, through Setup, whatever the process inherited. So no
-//     child ever sees another client's connection, a listening socket or
-//     the log.
+//     received client sockets (MSG_CMSG_CLOEXEC), pidfds, the epoll set,
+//     the timer, the log, the listening sockets, and, through Setup,
+//     whatever the process inherited. So no child ever sees another
+//     client's connection, a listening socket or the log.
 //  3. A command gets exactly fds 0, 1, 2, each its client socket, in
 //     blocking mode; ForkExec dup2s them into place and that clears their
 //     close-on-exec flag.
@@ -23,23 +23,20 @@ package executor
 //     descriptor (getsockname, getpeername, SO_PEERCRED). A service with
 //     resource limits executes spawnd-limits in front of its command,
 //     built from the policy too (limits.go).
-//  5. One lock, mu, and one reaper for all children of the process. A pid
-//     stays in procs until the reaper has reaped it under mu, and the time
-//     limit kills, under mu, only a pid still in procs: until reaped, a
-//     leader keeps its pid, so kill(-pid) cannot reach a process group
-//     that has reused the number. Children are started under mu too, so
-//     the reaper never meets a pid before procs has it.
-//  6. Nothing else in the process may wait for children (os/exec, os.Process
-//     Wait): the reaper takes whatever exits.
-//  7. Every child is forked on the main thread, and a reload's exec runs
-//     there too (OnMainThread, Exec): Pdeathsig fires when the thread that
-//     forked a child ends, exec ends every thread but its own, and the
-//     main thread stays the main thread of the next image. So commands
-//     outlive any number of reloads and die with the process. They cross
-//     the exec as zombies at worst: Handover holds mu until it, and Adopt
-//     puts them back in procs before the new image's reaper first runs.
+//  5. One goroutine, the loop's, starts, kills and reaps every child, each
+//     through its pidfd: a pid is signalled only before the loop has
+//     reaped it, so it cannot be another process's by then. Nothing else
+//     in the process may wait for children (os/exec, os.Process Wait).
+//  6. Each command runs in a cgroup of its own (cgroup.go), created with
+//     CLONE_INTO_CGROUP, so that killing the cgroup reaches every process
+//     it started, however it left the command's process tree.
+//  7. Every child is forked on the main thread, where the loop runs
+//     (OnMainThread): Pdeathsig fires when the thread that forked a child
+//     ends, and the main thread ends only with the process. So commands
+//     die with the executor.
 
 import (
+	"container/heap"
 	"fmt"
 	"net/netip"
 	"os"
@@ -47,7 +44,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -55,15 +51,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"spawnd/ipc"
-)
-
-// child is a process in procs; exited is called under mu once it is reaped.
-type child interface{ exited(ws syscall.WaitStatus) }
-
-var (
-	mu         sync.Mutex        // guards procs and every Executor's fields
-	procs      = map[int]child{} // children not yet reaped, by pid
-	reaperOnce sync.Once
 )
 
 // Setup makes the process-wide settings a command inherits and the
@@ -88,6 +75,7 @@ func Setup() {
 		}
 	}
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGXFSZ)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	ents, _ := os.ReadDir("/proc/self/fd")
 	for _, ent := range ents {
 		if fd, err := strconv.Atoi(ent.Name()); err == nil && fd > 2 {
@@ -106,20 +94,19 @@ func Setup() {
 
 // command is one running command.
 type command struct {
-	e        *Executor
+	svc      *entry   // its entry in the policy it started under
+	index    int      // its service's index in the current policy; -1: gone
 	from     *session // the listener that asked for it
 	seq      uint64
-	service  uint32
 	pid      int
-	fd       int // the executor's copy of the client socket
+	pidfd    int
+	fd       int    // the executor's copy of the client socket
+	cgroup   string // its cgroup, or "" (the tree walk)
 	start    time.Time
 	deadline time.Time // of the time limit; zero: none
-	timer    *time.Timer
-	timeout  bool // the time limit fired
-
-	// Set for a command adopted after a reload whose service the new
-	// policy does not have; service is then meaningless.
-	name, path string
+	at       int       // index in the deadlines heap, -1 when not in it
+	timeout  bool      // the time limit fired
+	reaped   bool      // only its cgroup is left
 }
 
 // peerNames are the variables peerEnv sets; they replace any of the same
@@ -133,7 +120,7 @@ var peerNames = []string{"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", 
 //
 //tcb:request-path
 func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
-	svc := e.cfg.Policy.Services[m.Service]
+	svc := e.svcs[m.Service]
 	env := svc.Env
 	var reason string
 	if svc.PeerEnvironment {
@@ -158,67 +145,158 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 	if dir == e.cwd {
 		dir = ""
 	}
-	attr := &syscall.ProcAttr{
-		Dir:   dir,
-		Env:   env,
-		Files: []uintptr{uintptr(fd), uintptr(fd), uintptr(fd)},
-		Sys: &syscall.SysProcAttr{
-			Credential: &syscall.Credential{Uid: svc.Uid, Gid: svc.Gid, Groups: svc.Groups},
-			Setsid:     true,
-			// Sent when the thread that forked ends: the main thread,
-			// which ends only with the process (invariant 7).
-			Pdeathsig: syscall.SIGKILL,
-		},
-	}
-	argv := e.argv[m.Service]
-	mu.Lock()
-	defer mu.Unlock()
+	c := &command{svc: svc, index: int(m.Service), from: s, seq: m.Seq, fd: fd, pidfd: -1, at: -1}
 	if reason == "" {
-		start := time.Now()
-		var pid int
-		var err error
-		onMain(func() { pid, err = syscall.ForkExec(argv[0], argv, attr) })
+		c.start = time.Now()
+		err := e.fork(c, svc.argv, &syscall.ProcAttr{Dir: dir, Env: env,
+			Files: []uintptr{uintptr(fd), uintptr(fd), uintptr(fd)},
+			Sys:   &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: svc.Uid, Gid: svc.Gid, Groups: svc.Groups}, Setsid: true}})
 		if err == nil {
-			c := &command{e: e, from: s, seq: m.Seq, service: m.Service, pid: pid, fd: fd, start: start}
 			if svc.TimeLimit > 0 {
-				c.deadline = start.Add(svc.TimeLimit)
-				c.timer = time.AfterFunc(svc.TimeLimit, c.expire)
+				c.deadline = c.start.Add(svc.TimeLimit)
+				heap.Push(&e.limits, c)
 			}
-			e.running++
-			e.byService[m.Service]++
-			started(pid, c)
+			e.running.Add(1)
+			svc.running++
 			return
 		}
 		// ForkExec does not say which step failed: resource errors come
 		// from clone (or setuid at the user's process limit), the rest
 		// from chdir, the credentials or exec.
-		reason = fmt.Sprintf("execvp %s: %v", argv[0], err)
+		reason = fmt.Sprintf("execvp %s: %v", svc.argv[0], err)
 		if err == syscall.EAGAIN || err == syscall.ENOMEM {
 			reason = fmt.Sprintf("fork: %v", err)
 		}
 	}
 	unix.Close(fd)
-	e.deliver(s, &ipc.Message{Kind: ipc.KindRefused, Seq: m.Seq, Service: m.Service, Reason: clip(reason)})
+	e.deliver(s, c, &ipc.Message{Kind: ipc.KindRefused, Seq: m.Seq, Service: m.Service, Reason: clip(reason)})
 }
 
-// expire is the time limit: it kills the command's process group and
-// every descendant that left it (setsid), as root, and shuts the
-// connection down, so that the client sees end of file whatever still
-// holds the socket. Descendants are found through /proc by parent pid,
-// each stopped before its children are looked for: a stopped process can
-// neither fork a new one nor reap one, so no pid in the tree can be reused
-// before the kill.
+// fork starts argv as c's process, in a cgroup of its own when there are
+// cgroups, with its pidfd in the loop's epoll set. The child gets SIGKILL
+// when the thread that forked it ends (invariant 7).
 //
 //tcb:request-path
-func (c *command) expire() {
-	mu.Lock()
-	defer mu.Unlock()
-	if procs[c.pid] != child(c) {
-		return // reaped: the pid may be another process's by now
+func (e *Executor) fork(c *command, argv []string, attr *syscall.ProcAttr) error {
+	attr.Sys.PidFD, attr.Sys.Pdeathsig = &c.pidfd, syscall.SIGKILL
+	var dir int
+	c.cgroup, dir = e.cg.make()
+	if dir >= 0 {
+		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, dir
+		defer unix.Close(dir)
 	}
-	unix.Kill(-c.pid, unix.SIGSTOP)
-	tree := []int{c.pid}
-	in := map[int]bool{c.pid: true}
+	pid, err := syscall.ForkExec(argv[0], argv, attr)
+	if err == nil && c.pidfd < 0 {
+		unix.Kill(pid, unix.SIGKILL)
+		err = fmt.Errorf("no pidfd (Linux 5.4 or later needed)")
+	}
+	if err != nil {
+		e.cg.remove(c.cgroup)
+		return err
+	}
+	c.pid = pid
+	e.pids[pid] = true
+	e.cmds[c.pidfd] = c
+	e.watch(c.pidfd, unix.EPOLLIN)
+	return nil
+}
+
+// reap collects a command whose pidfd is readable and reports its end.
+// Its cgroup goes with it, unless something it started is still in there:
+// that is killed at the command's time limit, or when spawnd stops.
+//
+//tcb:request-path
+func (e *Executor) reap(c *command) {
+	var ws syscall.WaitStatus
+	if pid, _ := syscall.Wait4(c.pid, &ws, syscall.WNOHANG, nil); pid != c.pid {
+		return
+	}
+	delete(e.cmds, c.pidfd)
+	delete(e.pids, c.pid)
+	unix.Close(c.pidfd)
+	unix.Close(c.fd)
+	e.strays()
+	c.reaped = true
+	if !e.cg.remove(c.cgroup) {
+		e.left[c] = true
+	} else if c.at >= 0 {
+		heap.Remove(&e.limits, c.at)
+	}
+	m := &ipc.Message{Kind: ipc.KindExited, Seq: c.seq, Service: uint32(max(c.index, 0)), Pid: int32(c.pid),
+		Timeout: c.timeout, Micros: time.Since(c.start).Microseconds()}
+	if ws.Signaled() {
+		m.Signal = int32(ws.Signal())
+	} else {
+		m.Code = int32(ws.ExitStatus())
+	}
+	if c.index >= 0 {
+		e.running.Add(-1)
+		e.svcs[c.index].running--
+	}
+	e.deliver(c.from, c, m)
+}
+
+// strays reaps the children the executor did not start: processes that a
+// command or the listener made its siblings (CLONE_PARENT), which would
+// otherwise stay zombies. It looks at a zombie without reaping it first
+// (WNOWAIT), so that it never takes a command's status.
+//
+//tcb:request-path
+func (e *Executor) strays() {
+	for {
+		var si struct {
+			signo, errno, code, _ int32
+			pid                   int32
+			_                     [108]byte
+		}
+		err := unix.Waitid(unix.P_ALL, 0, (*unix.Siginfo)(unsafe.Pointer(&si)), unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if err != nil || si.pid == 0 || e.pids[int(si.pid)] {
+			return
+		}
+		syscall.Wait4(int(si.pid), nil, syscall.WNOHANG, nil)
+	}
+}
+
+// kill is the time limit: it kills the command's cgroup, or without
+// cgroups its process group and every descendant that left it (see
+// walk), as root, and shuts the connection down, so that the client sees
+// end of file whatever still holds the socket. A command already reaped
+// has left a cgroup behind: that is killed, and removed once empty.
+//
+//tcb:request-path
+func (e *Executor) kill(c *command) {
+	e.strays()
+	if c.reaped {
+		switch {
+		case c.cgroup == "": // the last pass: strays has reaped what the kill left
+			delete(e.left, c)
+			return
+		case !e.cg.kill(c.cgroup) || e.cg.remove(c.cgroup):
+			c.cgroup = ""
+		} // else the killed processes are still leaving
+		c.deadline = time.Now().Add(100 * time.Millisecond)
+		heap.Push(&e.limits, c)
+		return
+	}
+	if !e.cg.kill(c.cgroup) {
+		walk(c.pid)
+	}
+	unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	c.timeout = true
+}
+
+// walk kills the process group of pid and every descendant that left it
+// (setsid), found through /proc by parent pid, each stopped before its
+// children are looked for: a stopped process can neither fork a new one
+// nor reap one, so no pid in the tree can be reused before the kill. It is
+// the fallback where there is no cgroup v2, and a descendant that a
+// double fork made init's child escapes it.
+//
+//tcb:request-path
+func walk(pid int) {
+	unix.Kill(-pid, unix.SIGSTOP)
+	tree := []int{pid}
+	in := map[int]bool{pid: true}
 	for round := 0; round < 100; round++ {
 		more := children(in)
 		if len(more) == 0 {
@@ -230,12 +308,10 @@ func (c *command) expire() {
 		}
 		tree = append(tree, more...)
 	}
-	unix.Kill(-c.pid, unix.SIGKILL)
+	unix.Kill(-pid, unix.SIGKILL)
 	for _, pid := range tree {
 		unix.Kill(pid, unix.SIGKILL)
 	}
-	unix.Shutdown(c.fd, unix.SHUT_RDWR)
-	c.timeout = true
 }
 
 // children returns the processes whose parent is in parents and which are
@@ -254,99 +330,54 @@ func children(parents map[int]bool) []int {
 	return out
 }
 
-// exited reports the command's end to the listener.
+// parent returns pid's parent from /proc/pid/stat, or -1.
 //
 //tcb:request-path
-func (c *command) exited(ws syscall.WaitStatus) {
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	unix.Close(c.fd)
-	e := c.e
-	m := &ipc.Message{Kind: ipc.KindExited, Seq: c.seq, Service: c.service, Pid: int32(c.pid),
-		Timeout: c.timeout, Micros: time.Since(c.start).Microseconds()}
-	if ws.Signaled() {
-		m.Signal = int32(ws.Signal())
-	} else {
-		m.Code = int32(ws.ExitStatus())
-	}
-	if c.name != "" { // adopted, of a service no listener knows
-		e.logResult(c.name, c.path, m)
-		return
-	}
-	e.running--
-	e.byService[c.service]--
-	e.deliver(c.from, m)
-	if e.running == 0 {
-		e.idle.Broadcast()
-	}
-}
-
-// process is a child started by StartProcess.
-type process chan syscall.WaitStatus
-
-func (p process) exited(ws syscall.WaitStatus) { p <- ws }
-
-// StartProcess starts a child that is not a command (the listener) through
-// the same fork machinery and the one reaper, so that no wait call races
-// another. files become fds 0..len-1 of the child; cred nil keeps root.
-// The child is killed when the executor dies. The channel receives the
-// wait status once when the process ends.
-func (e *Executor) StartProcess(argv, env []string, files []int, cred *syscall.Credential) (pid int, exited <-chan syscall.WaitStatus, err error) {
-	fds := make([]uintptr, len(files))
-	for i, fd := range files {
-		fds[i] = uintptr(fd)
-	}
-	attr := &syscall.ProcAttr{Env: env, Files: fds,
-		Sys: &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}}
-	p := make(process, 1)
-	mu.Lock()
-	defer mu.Unlock()
-	onMain(func() { pid, err = syscall.ForkExec(argv[0], argv, attr) })
-	if err != nil {
-		return 0, nil, fmt.Errorf("start %s: %w", argv[0], err)
-	}
-	started(pid, p)
-	return pid, p, nil
-}
-
-// started records a new child, under mu, and makes sure the reaper runs.
-//
-//tcb:request-path
-func started(pid int, c child) {
-	procs[pid] = c
-	reaperOnce.Do(func() {
-		sigchld := make(chan os.Signal, 1)
-		signal.Notify(sigchld, syscall.SIGCHLD)
-		go reap(sigchld)
-	})
-}
-
-// reap is the one reaper: under mu, wait4 reaps every child that has
-// ended, then it waits for the next SIGCHLD. It waits on a channel, not in
-// a blocking wait call, so that no thread sits in a system call holding a
-// scheduler slot: the runtime would take it back every few microseconds.
-// A SIGCHLD that comes while it reaps leaves one in the channel, so no
-// exit goes unseen; the first pass runs after Notify, so neither does a
-// child that ended before it.
-//
-//tcb:request-path
-func reap(sigchld <-chan os.Signal) {
-	for {
-		mu.Lock()
-		for {
-			var ws syscall.WaitStatus
-			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-			if pid <= 0 || err != nil {
-				break
-			}
-			if c, ok := procs[pid]; ok {
-				delete(procs, pid)
-				c.exited(ws)
-			}
+func parent(pid int) int {
+	if f := stat(pid); len(f) > 1 {
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			return ppid
 		}
-		mu.Unlock()
-		<-sigchld
+	}
+	return -1
+}
+
+// stat returns the fields of /proc/pid/stat after the command name, the
+// state first.
+//
+//tcb:request-path
+func stat(pid int) []string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+		return strings.Fields(string(b[i+1:]))
+	}
+	return nil
+}
+
+// logResult logs a result no listener will take, in the listener's words
+// (listener.logResult): an abnormal end as spawn(8) logs it and, with
+// Verbose, one line for the connection.
+//
+//tcb:request-path
+func (e *Executor) logResult(name, path string, m *ipc.Message) {
+	status, pid := "exit "+strconv.Itoa(int(m.Code)), strconv.Itoa(int(m.Pid))
+	switch {
+	case m.Kind == ipc.KindRefused:
+		status, pid = "refused", "-"
+		e.cfg.Log.Warning("command %s: %s", path, m.Reason)
+	case m.Timeout:
+		status = "time limit"
+		e.cfg.Log.Warning("%s: process id %d: command time limit exceeded", path, m.Pid)
+	case m.Signal != 0:
+		status = "signal " + strconv.Itoa(int(m.Signal))
+		e.cfg.Log.Warning("command %s killed by signal %d", path, m.Signal)
+	case m.Code != 0:
+		e.cfg.Log.Warning("command %s exit status %d", path, m.Code)
+	}
+	if e.cfg.Verbose {
+		e.cfg.Log.Info("service=%s peer=unknown pid=%s status=%s duration=%.1fms",
+			name, pid, status, float64(m.Micros)/1000)
 	}
 }
 

@@ -13,6 +13,17 @@ import (
 // rather than as MSG_CTRUNC; more than this still arrives as MSG_CTRUNC.
 const maxFds = 8
 
+// The listener's descriptors, as the executor starts it: its end of the
+// pair, the log, master(8)'s status channel in Postfix mode, then the
+// listening sockets from ListenFd, or ListenFd+1 in Postfix mode, in the
+// order and numbers of the Service messages.
+const (
+	PairFd   = 3
+	LogFd    = 4
+	StatusFd = 5
+	ListenFd = 5
+)
+
 // Pair returns a new SOCK_SEQPACKET socketpair, both ends close-on-exec.
 func Pair() (executorEnd, listenerEnd int, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -32,6 +43,9 @@ type Conn struct {
 
 // NewConn wraps the pair end fd; the Conn owns it from now on.
 func NewConn(fd int) *Conn { return &Conn{fd: fd} }
+
+// Fd returns the descriptor.
+func (c *Conn) Fd() int { return c.fd }
 
 // Close closes the descriptor. Call it only when no Send or Receive is in
 // progress: a closed descriptor's number is soon another's, and a late

@@ -16,7 +16,7 @@
 //	listener                                   executor
 //	   | Hello{v}                                 |
 //	   |----------------------------------------->|
-//	   |              Welcome{v, services n, cap} |
+//	   |    Welcome{v, services n, cap, settings} |
 //	   |<-----------------------------------------|
 //	   |  Service{index, name, command, limit,    |  n times
 //	   |          fd, nfd, running, access,       |
@@ -33,7 +33,12 @@
 //
 //	Hello    1  L->E  0 fds  (none)
 //	Run      2  L->E  1 fd   q seq (>0), s service index
-//	Welcome 16  E->L  0 fds  n number of Service messages, m hard cap on running commands
+//	Welcome 16  E->L  0 fds  n number of Service messages, m hard cap on running commands;
+//	                         the listener's settings: I syslog ident, F facility (0-23),
+//	                         V verbose, L log kind (syslog, stream, file, postlog), H host
+//	                         name for file and postlog records; Postfix mode: P true,
+//	                         p the pid master(8) forked (P and p > 0 together or not at
+//	                         all), G generation, U max_use, T max_idle in seconds
 //	Service 17  E->L  0 fds  s index, a name, c argv[0], l process limit (0 = cap only),
 //	                         f first listening fd, d number of fds, r already running
 //	                         (or ended, result not yet sent): each one result with seq 0,
@@ -50,6 +55,15 @@
 // executor learns what it needs about the peer (address, credentials) from
 // the descriptor itself, never from the message. Exited with seq 0 reports
 // a command started for an earlier listener.
+//
+// # Descriptors
+//
+// The executor starts the listener with its end of the pair at PairFd (3),
+// the log at LogFd (4), in Postfix mode master(8)'s status channel at
+// StatusFd (5), then every service's listening sockets in service order
+// from ListenFd (5, or 6 in Postfix mode), as the Service messages number
+// them. The listener takes no arguments: everything it learns comes in
+// Welcome and the Service messages, through Check.
 //
 // # States
 //
@@ -77,8 +91,9 @@
 // is a stream socket of family inet, inet6 or unix that is not listening
 // (fstat, SO_TYPE, SO_DOMAIN, SO_ACCEPTCONN); then, in the executor, the
 // state allows the kind, the service index is in range, the running
-// commands are below the hard cap, and the service's client_access admits
-// the descriptor's client (policy.Access.Check). Check does all but the
+// commands are below the hard cap, the service's below its process limit
+// (0: only the cap), and the service's client_access admits the
+// descriptor's client (policy.Access.Check). Check does all but the
 // descriptor and executor checks, and is a pure function: FuzzCheck
 // drives it.
 //

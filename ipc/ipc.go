@@ -51,6 +51,17 @@ type Message struct {
 	Services uint32 `msgpack:"n,omitempty"` // Welcome: number of Service messages that follow
 	Cap      uint32 `msgpack:"m,omitempty"` // Welcome: executor's hard cap on running commands
 
+	// The listener's settings, in Welcome; Postfix mode's with Postfix.
+	Ident      string `msgpack:"I,omitempty"` // syslog ident of its log lines
+	Facility   uint8  `msgpack:"F,omitempty"` // syslog facility number, 0 to 23
+	Verbose    bool   `msgpack:"V,omitempty"` // one log line per connection
+	LogKind    string `msgpack:"L,omitempty"` // the kind of its log descriptor: syslog, stream, file or postlog
+	Host       string `msgpack:"H,omitempty"` // the host name of file and postlog records; "": the system's
+	Postfix    bool   `msgpack:"P,omitempty"` // Postfix mode: master(8)'s status channel at StatusFd
+	Generation uint32 `msgpack:"G,omitempty"` // master(8)'s GENERATION
+	MaxUse     uint32 `msgpack:"U,omitempty"` // max_use; 0: never
+	MaxIdle    uint32 `msgpack:"T,omitempty"` // max_idle in seconds; 0: never
+
 	Name    string `msgpack:"a,omitempty"` // Service: service name
 	Command string `msgpack:"c,omitempty"` // Service: argv[0], for log lines
 	Limit   uint32 `msgpack:"l,omitempty"` // Service: process limit, 0 = only the hard cap
@@ -62,7 +73,7 @@ type Message struct {
 	Rate    uint32 `msgpack:"o,omitempty"` // Service: client_connection_rate_limit
 	RateSec uint32 `msgpack:"y,omitempty"` // Service: client_rate_time_unit, seconds
 
-	Pid     int32  `msgpack:"p,omitempty"` // Exited: the command's pid
+	Pid     int32  `msgpack:"p,omitempty"` // Exited: the command's pid; Welcome: the pid master(8) forked
 	Code    int32  `msgpack:"x,omitempty"` // Exited: exit status when it exited
 	Signal  int32  `msgpack:"g,omitempty"` // Exited: signal when it was killed
 	Timeout bool   `msgpack:"t,omitempty"` // Exited: the time limit fired
@@ -92,6 +103,15 @@ const (
 	fPerHost
 	fRate
 	fRateSec
+	fIdent
+	fFacility
+	fVerbose
+	fPostfix
+	fGeneration
+	fMaxUse
+	fMaxIdle
+	fLogKind
+	fHost
 )
 
 // rule is one row of the request table.
@@ -105,7 +125,7 @@ type rule struct {
 var rules = map[Kind]rule{
 	KindHello:   {"hello", FromListener, 0, 0},
 	KindRun:     {"run request", FromListener, 1, fSeq | fService},
-	KindWelcome: {"welcome", FromExecutor, 0, fServices | fCap},
+	KindWelcome: {"welcome", FromExecutor, 0, fServices | fCap | fIdent | fFacility | fVerbose | fLogKind | fHost | fPostfix | fPid | fGeneration | fMaxUse | fMaxIdle},
 	KindService: {"service", FromExecutor, 0, fService | fName | fCommand | fLimit | fFd | fNFd | fRunning | fAccess | fPerHost | fRate | fRateSec},
 	KindExited:  {"exited", FromExecutor, 0, fSeq | fService | fPid | fCode | fSignal | fTimeout | fMicros},
 	KindRefused: {"refused", FromExecutor, 0, fSeq | fService | fReason},
@@ -149,6 +169,15 @@ func (m *Message) fields() uint32 {
 	set(fPerHost, m.PerHost != 0)
 	set(fRate, m.Rate != 0)
 	set(fRateSec, m.RateSec != 0)
+	set(fIdent, m.Ident != "")
+	set(fFacility, m.Facility != 0)
+	set(fVerbose, m.Verbose)
+	set(fPostfix, m.Postfix)
+	set(fGeneration, m.Generation != 0)
+	set(fMaxUse, m.MaxUse != 0)
+	set(fMaxIdle, m.MaxIdle != 0)
+	set(fLogKind, m.LogKind != "")
+	set(fHost, m.Host != "")
 	return f
 }
 
@@ -271,6 +300,24 @@ func (m *Message) decodeField(d *msgpack.Decoder, key string) (err error) {
 		m.Command, err = d.DecodeString()
 	case "e":
 		m.Reason, err = d.DecodeString()
+	case "I":
+		m.Ident, err = d.DecodeString()
+	case "F":
+		m.Facility, err = integer[uint8](d, 0, 23)
+	case "V":
+		m.Verbose, err = d.DecodeBool()
+	case "L":
+		m.LogKind, err = d.DecodeString()
+	case "H":
+		m.Host, err = d.DecodeString()
+	case "P":
+		m.Postfix, err = d.DecodeBool()
+	case "G":
+		m.Generation, err = integer[uint32](d, 0, math.MaxUint32)
+	case "U":
+		m.MaxUse, err = integer[uint32](d, 0, math.MaxInt32)
+	case "T":
+		m.MaxIdle, err = integer[uint32](d, 0, math.MaxInt32)
 	default:
 		err = fmt.Errorf("unknown key %q", key)
 	}
@@ -349,6 +396,9 @@ func Check(b []byte, trunc, ctrunc bool, nfds int, from Direction) (*Message, er
 	}
 	if m.Kind == KindRun && m.Seq == 0 {
 		return nil, violation("seq", "run request with sequence number 0")
+	}
+	if m.Kind == KindWelcome && m.Postfix != (m.Pid > 0) {
+		return nil, violation("fields", "welcome with Postfix mode %v and master pid %d", m.Postfix, m.Pid)
 	}
 	return m, nil
 }

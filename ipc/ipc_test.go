@@ -59,6 +59,8 @@ var valid = []*Message{
 	{Kind: KindRun, Seq: 1, Service: 0},
 	{Kind: KindRun, Seq: 1<<63 - 1, Service: 1<<32 - 1},
 	{Kind: KindWelcome, Services: 2, Cap: 1000},
+	{Kind: KindWelcome, Services: 1, Cap: 4096, Ident: "postfix/spawnd", Facility: 23, Verbose: true},
+	{Kind: KindWelcome, Services: 1, Cap: 1, Ident: "p/spawnd", Facility: 2, Postfix: true, Pid: 77, Generation: 1<<32 - 1, MaxUse: 100, MaxIdle: 100},
 	{Kind: KindService, Service: 1, Name: "policy", Command: "/bin/echo", Limit: 100, Fd: 6, NFd: 1, Running: 3},
 	{Kind: KindService, Service: 2, Name: "smtp", Command: "/bin/cat", Fd: 7, NFd: 2,
 		Access: "!127.0.0.2/32 127.0.0.0/8 ::1/128 uid:7 !gid:65534", PerHost: 2, Rate: 10, RateSec: 60},
@@ -145,6 +147,7 @@ func hostile(t testing.TB) []struct {
 		{"hello with fd", mustEncode(t, &Message{Kind: KindHello}), 1, "fds"},
 		{"seq 0", mustEncode(t, &Message{Kind: KindRun}), 1, "seq"},
 		{"oversized", make([]byte, MaxMessage+1), 1, "size"},
+		{"facility 24", raw(t, map[string]any{"v": 1, "k": 16, "F": 24}), 0, "decode"},
 	}
 }
 

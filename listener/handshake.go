@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"spawnd/ipc"
+	"spawnd/maillog"
 )
 
 // handshake sends Hello and takes Welcome and the Service messages,
@@ -26,6 +29,7 @@ func (l *listener) handshake() error {
 	if m.Cap == 0 {
 		return errors.New("executor sent welcome with a hard cap of 0")
 	}
+	l.settings(m)
 	l.cap = int(m.Cap)
 	l.pending = make(map[uint64]pending, min(l.cap, 4096))
 	taken := map[int]bool{l.cfg.Pair: true}
@@ -68,6 +72,31 @@ func (l *listener) handshake() error {
 		l.inflight += svc.inflight
 	}
 	return nil
+}
+
+// settings takes the listener's settings from Welcome: its log's ident
+// and facility, verbose, and Postfix mode's, with master(8)'s status
+// channel at ipc.StatusFd. Those Config sets stay.
+func (l *listener) settings(m *ipc.Message) {
+	if m.Host != "" { // the host field of file and postlog records
+		os.Setenv("POSTLOG_HOSTNAME", m.Host)
+	}
+	if m.Ident != "" {
+		kind := l.log.Kind()
+		if k := maillog.Kind(m.LogKind); k == maillog.Syslog || k == maillog.SyslogStream || k == maillog.Postlog {
+			kind = k
+		}
+		l.log = maillog.New(l.log.Fd(), kind, m.Ident, int(m.Facility))
+		l.cfg.Log = l.log
+	}
+	l.cfg.Verbose = l.cfg.Verbose || m.Verbose
+	if m.Postfix && l.pf == nil {
+		l.pf = &Postfix{Status: ipc.StatusFd, Pid: m.Pid, Generation: m.Generation,
+			MaxUse: int(m.MaxUse), MaxIdle: time.Duration(m.MaxIdle) * time.Second}
+		l.cfg.Postfix = l.pf
+		l.log.SetPid(int(m.Pid)) // master(8) knows the executor, not the listener
+		unix.CloseOnExec(ipc.StatusFd)
+	}
 }
 
 // listening checks that fd is a listening stream socket and makes it

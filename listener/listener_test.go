@@ -52,6 +52,7 @@ type fake struct {
 	t         *testing.T
 	conn      *ipc.Conn
 	fd        int
+	settings  ipc.Message // the listener's settings Welcome carries
 	logPath   string
 	status    int // the test's end of master(8)'s status channel, or -1
 	done      chan error
@@ -151,7 +152,9 @@ func (f *fake) welcome(services []svcSpec, first []int) {
 	if m := f.recv(); m.Kind != ipc.KindHello {
 		f.t.Fatalf("first message %+v, want hello", m)
 	}
-	f.send(&ipc.Message{Kind: ipc.KindWelcome, Services: uint32(len(services)), Cap: f.cap})
+	w := f.settings
+	w.Kind, w.Services, w.Cap = ipc.KindWelcome, uint32(len(services)), f.cap
+	f.send(&w)
 	for i, svc := range services {
 		f.send(&ipc.Message{Kind: ipc.KindService, Service: uint32(i), Name: svc.name, Command: svc.command,
 			Limit: svc.limit, Fd: int32(first[i]), NFd: uint32(len(svc.fds)), Running: svc.running})

@@ -73,10 +73,16 @@ type hostileRun struct {
 	addr   string // service 0's address
 }
 
-// startHostile starts spawnd with two services: 0 leaves a file in marks,
+// startHostile starts spawnd with five services: 0 leaves a file in marks,
 // with opts (-o options) if any, 1 sleeps (the flood's target, no
-// process limit).
+// process limit), 2 is the probe, 3 sleeps with a process limit of 2, 4
+// sleeps with a time limit of 2s.
 func startHostile(t *testing.T, scenario string, service int, opts ...string) *hostileRun {
+	return startHostileWrap(t, scenario, service, nil, opts...)
+}
+
+// startHostileWrap is startHostile with spawnd started through wrap.
+func startHostileWrap(t *testing.T, scenario string, service int, wrap []string, opts ...string) *hostileRun {
 	t.Helper()
 	requireRoot(t)
 	h := &hostileRun{state: tempDir(t), marks: tempDir(t), marker: freshMarker(), addr: loopback(t)}
@@ -88,9 +94,12 @@ func startHostile(t *testing.T, scenario string, service int, opts ...string) *h
 	probe, ready := probeService(t)
 	h.d = StartServe(t, Config{
 		Master: fmt.Sprintf("%s inet n n n - - spawnd %s user=nobody argv=%s\n", h.addr, strings.Join(opts, " "), script) +
-			fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) + probe,
+			fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) + probe +
+			fmt.Sprintf("%s inet n n n - 2 spawnd user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) +
+			fmt.Sprintf("%s inet n n n - 0 spawnd -o command_time_limit=2 user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker),
 		Bin:   hostileDir(t, scenario, h.state, service),
 		Ready: []string{ready},
+		Wrap:  wrap,
 	})
 	return h
 }
@@ -165,7 +174,7 @@ var hostileCases = []struct{ scenario, reason string }{
 	{"file", `passed descriptor is not a socket`},
 	{"listening", `passed socket is a listening socket`},
 	{"dgram", `passed socket is not a stream socket`},
-	{"unknownservice", `run request for service 99, have 3`},
+	{"unknownservice", `run request for service 99, have 5`},
 	{"runbeforehello", `run request while starting`},
 	{"hellotwice", `hello while serving`},
 	{"hellofd", `hello with 1 descriptors, want 0`},

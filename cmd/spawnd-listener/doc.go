@@ -4,8 +4,7 @@
 //
 // # Synopsis
 //
-//	spawnd-listener [-v] [-L syslog|stream|file|postlog] [-i ident] [-F facility] [-H host]
-//	        [-p -P pid -g generation -u max_use -t max_idle]
+//	spawnd-listener
 //
 // # Description
 //
@@ -21,14 +20,17 @@
 //     msgpack maps with at most one client descriptor each, passed as
 //     SCM_RIGHTS; the protocol is versioned and documented in the ipc
 //     package. The listener sends Hello; the executor answers Welcome, with
-//     its hard cap on running commands, and one Service message per service
+//     its hard cap on running commands and the listener's settings (below),
+//     and one Service message per service
 //     (name, command, concurrency limit, listening descriptors, commands
 //     already running, client_access list and per-client limits); then
 //     the listener sends one Run request per connection and the executor
 //     answers each with Exited or Refused.
-//   - 4: The log destination the executor opened, of the kind -L names.
-//   - 5: With -p, master(8)'s status channel.
-//   - 5 and up (6 and up with -p): The listening sockets, each service's
+//   - 4: The log destination the executor opened, of the kind Welcome
+//     names: a datagram or stream socket to the syslog daemon, a file, or
+//     a datagram socket to postlogd(8).
+//   - 5: In Postfix mode, master(8)'s status channel.
+//   - 5 and up (6 and up in Postfix mode): The listening sockets, each service's
 //     contiguous, at the descriptors its Service message names.
 //
 // One event loop (epoll) watches the pair, the status channel and the
@@ -58,25 +60,24 @@
 //
 // # Options
 //
-//   - -v: Log one line per connection.
-//   - -L syslog|stream|file|postlog: The kind of descriptor 4: a datagram
-//     or stream socket to the syslog daemon, a file (default), or a
-//     datagram socket to postlogd(8).
-//   - -H host: The host field of file and postlog records (its first
-//     label); - (default): the kernel's host name.
-//   - -i ident: The log ident (default postfix/spawnd).
-//   - -F facility: The syslog facility, as a number (default 2, mail).
-//   - -p: Postfix mode; descriptor 5 is master(8)'s status channel.
-//   - -P pid: With -p, the process id for status messages: the executor's,
-//     the process master(8) forked.
-//   - -g generation: With -p, master(8)'s generation, in decimal.
-//   - -u max_use: With -p, stop after this many connections (0: never).
-//   - -t max_idle: With -p, stop after this many seconds with no command in
-//     flight (0: never).
+// None: its settings come in Welcome, through the same
+// strict decoder as every message. Until Welcome, and for a fatal error,
+// it logs as postfix/spawnd, facility mail.
+//
+//   - verbose: Log one line per connection (spawnd serve -v, or -v in
+//     master.cf).
+//   - ident, facility: The log ident and syslog facility.
+//   - log kind, host: The kind of descriptor 4, and the host field of
+//     file and postlog records (its first label; empty: the kernel's host
+//     name).
+//   - Postfix mode, with the process id for status messages (the
+//     executor's, the process master(8) forked), master(8)'s generation,
+//     max_use (stop after this many connections, 0: never) and max_idle
+//     (stop after this many seconds with no command in flight, 0: never).
 //
 // # Postfix mode
 //
-// With -p the listener speaks master(8)'s status protocol on descriptor 5:
+// In Postfix mode the listener speaks master(8)'s status protocol on descriptor 5:
 // 12-byte records in host byte order (pid, generation, status), with the
 // pid and generation it was given; its log records carry that pid too. A
 // service with a concurrency limit (maxproc) stays available (1) all the
@@ -124,7 +125,7 @@
 //	warning: command /path: could not start: fork: resource temporarily unavailable
 //
 // The last is a command the executor refused to start, with its reason.
-// With -v, one more line per connection, when its result arrives:
+// With verbose, one more line per connection, when its result arrives:
 //
 //	service=policy peer=127.0.0.1:40312 pid=1234 status=exit 0 duration=12.3ms
 //
@@ -133,7 +134,7 @@
 // started by an earlier listener. status is "exit N", "signal N",
 // "time limit" or "refused"; pid is - for a refused command. duration is
 // the command's run time as the executor measured it (for a refused
-// command, the time from accept to refusal). -v also logs why the listener
+// command, the time from accept to refusal). Verbose also logs why the listener
 // stops: "master disconnect -- exiting", "idle timeout -- exiting", "use
 // limit reached -- exiting", "stop signal -- exiting".
 //
@@ -148,21 +149,21 @@
 // "warning: service NAME: accept: ERROR". A client that left before it
 // was accepted, and EAGAIN, are not logged.
 //
-// A bad command line, a missing descriptor, a protocol error from the
+// An argument, a missing descriptor, a protocol error from the
 // executor or a failed system call is logged as "fatal: ..." and the
 // listener exits with status 1; the executor starts another.
 //
 // # Configuration parameters
 //
 // None of its own: the executor reads main.cf and master.cf and passes the
-// listener what it needs, on its command line and in the Service messages.
+// listener what it needs in Welcome and the Service messages.
 // What they come from, in spawnd(8):
 //
 //   - syslog_name (postfix), syslog_facility (mail), maillog_file (empty):
-//     The log ident, facility and destination (-i, -F, -L and descriptor 4).
+//     The log ident, facility and destination (descriptor 4).
 //   - The maxproc column of master.cf, default_process_limit (100): A
 //     service's concurrency limit.
-//   - max_use (100), max_idle (100s): In Postfix mode, -u and -t.
+//   - max_use (100), max_idle (100s): In Postfix mode.
 //   - mail_owner (postfix): The user the listener runs as.
 //
 // # See also

@@ -1,33 +1,18 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"io"
-	"math"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 
+	"spawnd/ipc"
 	"spawnd/listener"
 	"spawnd/maillog"
 )
-
-// The descriptors spawnd hands its listener; the listening sockets follow,
-// at the numbers the executor's Service messages give.
-const (
-	pairFd   = 3
-	logFd    = 4
-	statusFd = 5 // with -p only
-)
-
-const usage = "usage: spawnd-listener [-v] [-L syslog|stream|file|postlog] [-i ident] [-F facility] [-H host] " +
-	"[-p -P pid -g generation -u max_use -t max_idle]"
 
 func main() {
 	// One goroutine does all the work, in an epoll loop; a second P only
@@ -37,75 +22,40 @@ func main() {
 	// connection and 2 MiB less memory (bench/README.md, Performance).
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(25)
-	for _, fd := range []int{pairFd, logFd, statusFd} {
+	for _, fd := range []int{ipc.PairFd, ipc.LogFd, ipc.StatusFd} {
 		unix.CloseOnExec(fd) // it never execs; hygiene all the same
 	}
-	fs := flag.NewFlagSet("spawnd-listener", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	verbose := fs.Bool("v", false, "")
-	kind := fs.String("L", string(maillog.File), "")
-	ident := fs.String("i", "postfix/spawnd", "")
-	facility := fs.Int("F", 2, "")
-	host := fs.String("H", "-", "")
-	postfix := fs.Bool("p", false, "")
-	pid := fs.Int("P", 0, "")
-	gen := fs.Uint64("g", 0, "")
-	maxUse := fs.Int("u", 0, "")
-	maxIdle := fs.Int("t", 0, "")
-	err := fs.Parse(os.Args[1:])
-
-	if *host != "-" { // the host field of file and postlog records
-		os.Setenv("POSTLOG_HOSTNAME", *host)
+	// Until Welcome names the ident and facility, and for a fatal error.
+	log := logger()
+	if len(os.Args) > 1 {
+		log.Fatal("usage: spawnd-listener (no arguments: its settings come from the executor)")
 	}
-	log := logger(maillog.Kind(*kind), *ident, *facility)
-	if *postfix && *pid > 0 {
-		log.SetPid(*pid) // master(8) knows the executor, not the listener
+	if typ, err := unix.GetsockoptInt(ipc.PairFd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
+		log.Fatal("no socket pair to the executor on fd %d", ipc.PairFd)
 	}
-	switch k := maillog.Kind(*kind); {
-	case err != nil:
-	case k != maillog.Syslog && k != maillog.SyslogStream && k != maillog.File && k != maillog.Postlog:
-		err = fmt.Errorf("-L %s: want syslog, stream, file or postlog", *kind)
-	case *facility < 0 || *facility > 23:
-		err = fmt.Errorf("-F %d: want a syslog facility number, 0 to 23", *facility)
-	case fs.NArg() > 0:
-		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	case !*postfix && (*pid != 0 || *gen != 0 || *maxUse != 0 || *maxIdle != 0):
-		err = fmt.Errorf("-P, -g, -u and -t need -p")
-	case *postfix && (*pid <= 0 || *pid > math.MaxInt32):
-		err = fmt.Errorf("-P %d: want the pid master(8) forked", *pid)
-	case *gen > math.MaxUint32 || *maxUse < 0 || *maxIdle < 0:
-		err = fmt.Errorf("-g %d, -u %d, -t %d: out of range", *gen, *maxUse, *maxIdle)
-	}
-	if err != nil {
-		log.Fatal("%s: %v", usage, err)
-	}
-	if typ, err := unix.GetsockoptInt(pairFd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
-		log.Fatal("no socket pair to the executor on fd %d", pairFd)
-	}
-	cfg := listener.Config{Pair: pairFd, Log: log, Verbose: *verbose,
+	cfg := listener.Config{Pair: ipc.PairFd, Log: log,
 		Stop: onSignal(syscall.SIGTERM, syscall.SIGINT), Leave: onSignal(syscall.SIGUSR1)}
-	if *postfix {
-		if !writable(statusFd) {
-			log.Fatal("-p: no master(8) status channel on fd %d", statusFd)
-		}
-		cfg.Postfix = &listener.Postfix{Status: statusFd, Pid: int32(*pid), Generation: uint32(*gen),
-			MaxUse: *maxUse, MaxIdle: time.Duration(*maxIdle) * time.Second}
-	}
 	if err := listener.Run(cfg); err != nil {
 		log.Fatal("%v", err)
 	}
 }
 
-// logger logs to the destination the executor opened on fd 4 or, when the
-// listener was started by hand without one, to standard error.
-func logger(kind maillog.Kind, ident string, facility int) *maillog.Logger {
-	if !writable(logFd) {
-		return maillog.New(2, maillog.File, ident, facility)
+// logger logs to the destination the executor opened on fd 4, of the
+// kind the descriptor is (a syslog socket, datagram or stream, or a
+// file), or, when the listener was started by hand without one, to
+// standard error.
+func logger() *maillog.Logger {
+	if !writable(ipc.LogFd) {
+		return maillog.New(2, maillog.File, "postfix/spawnd", 2)
 	}
-	if kind != maillog.Syslog && kind != maillog.SyslogStream && kind != maillog.Postlog {
-		kind = maillog.File
+	kind := maillog.File
+	switch typ, err := unix.GetsockoptInt(ipc.LogFd, unix.SOL_SOCKET, unix.SO_TYPE); {
+	case err == nil && typ == unix.SOCK_DGRAM:
+		kind = maillog.Syslog
+	case err == nil:
+		kind = maillog.SyslogStream
 	}
-	return maillog.New(logFd, kind, ident, facility)
+	return maillog.New(ipc.LogFd, kind, "postfix/spawnd", 2)
 }
 
 // onSignal returns a channel closed at the first of the signals: SIGTERM

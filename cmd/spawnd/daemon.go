@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"spawnd/executor"
 	"spawnd/maillog"
 	"spawnd/policy"
 )
@@ -49,12 +50,12 @@ func runDaemon(args []string) int {
 		}
 		return daemonFatal(p, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	log, flags, err := setup(p, a.Verbose > 0, postlog(p))
+	cfg, err := executor.Configure(p, a.Verbose > 0, postlog(p), int64(gen))
 	if err != nil {
 		return daemonFatal(p, "%v", err)
 	}
 	if _, ok := os.LookupEnv("MAIL_DEBUG"); ok || a.DebugSelf {
-		log.Warning("-D or MAIL_DEBUG: spawnd runs no debugger_command; attach to pid %d by hand", os.Getpid())
+		cfg.Log.Warning("-D or MAIL_DEBUG: spawnd runs no debugger_command; attach to pid %d by hand", os.Getpid())
 	}
 	var sockets []int
 	for fd := 3; fd < masterListenFd+a.Sockets; fd++ {
@@ -63,18 +64,8 @@ func runDaemon(args []string) int {
 			sockets = append(sockets, fd)
 		}
 	}
-	chdir(p, log)
-	flags = append(flags, "-p", "-P", strconv.Itoa(os.Getpid()), "-g", strconv.FormatUint(gen, 10),
-		"-u", strconv.Itoa(p.MaxUse), "-t", strconv.Itoa(int(p.MaxIdle/time.Second)))
-	s := newSupervisor(p, log, [][]int{sockets}, masterStatusFd, flags)
-	outcome, err := s.run()
-	if err != nil {
-		log.Error("%v", err)
-	}
-	if err != nil || outcome == died {
-		return 1
-	}
-	return 0
+	cfg.Sockets = [][]int{sockets}
+	return executor.Run(cfg)
 }
 
 // daemonFatal reports a fatal error before the configured log is open: on

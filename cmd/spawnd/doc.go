@@ -41,9 +41,31 @@
 // configured, executed directly, without a shell.
 //
 // Unlike spawn(8) of Postfix 3.7, the time limit is enforced: when it
-// expires spawnd kills the command's whole process group with SIGKILL, as
-// root, also kills descendants that left the group, and shuts the
-// connection down, so that the client sees the end of the connection.
+// expires spawnd kills everything the command started, as root, and shuts
+// the connection down, so that the client sees the end of the connection.
+// Each command runs in a cgroup of its own in the cgroup v2 hierarchy,
+// found in /proc/self/mountinfo (/sys/fs/cgroup, or /sys/fs/cgroup/unified
+// beside the v1 controllers): spawnd creates it in
+// spawnd-PID-START, a directory of its own beside itself in its own cgroup
+// (PID and START are its process id and start time), and puts the command
+// in it as it starts (CLONE_INTO_CGROUP). Killing the cgroup (cgroup.kill,
+// Linux 5.14) reaches every process in it, including those that left the
+// command's process tree (setsid and a double fork, CLONE_PARENT). When a
+// command exits and leaves processes behind, they are killed at its time
+// limit, or when spawnd stops. The listener too runs in a cgroup of its
+// own, killed with everything in it when the listener ends. A spawnd that
+// starts kills what a spawnd that is gone (kill -9) left in its directory
+// beside it, and logs how many processes that was; two spawnd processes
+// never touch each other's directories. Under systemd, spawnd.service sets
+// Delegate=yes and the directories are in the unit's own cgroup. Under
+// master(8) they are in master(8)'s cgroup (postfix.service's), which
+// spawnd is in: cgroup v2 lets a root process create cgroups anywhere,
+// and master(8) neither uses nor removes them. Without cgroup v2 (or
+// without cgroup.kill), the time limit stops the command's process group
+// and every descendant found in /proc by parent pid, then kills them: a
+// process that a double fork made init's child escapes that. spawnd needs
+// pidfds (Linux 5.4 or later) and says so at start-up when there are
+// none.
 //
 // A service may also give its commands resource limits and
 // no_new_privileges (the command_*_limit and command_no_new_privileges
@@ -128,13 +150,18 @@
 //
 // SIGTERM or SIGINT: stop accepting, let running commands finish within
 // their time limits, exit 0. SIGHUP: load and validate the configuration
-// again; if it is valid, re-execute with it at once, keeping the process
-// id, the listening sockets and the connections queued on them; if it is
-// not, log why and go on with the old one. As with postfix reload, new
-// connections get the new configuration, while running commands go on
-// under the old one's time limit, even when their service is gone (spawnd
-// then logs their results itself). When the listener dies, the
-// executor starts another, with back-off; running commands go on.
+// again, in the same process; if it is valid, open the sockets of new
+// services, ask the listener to leave (SIGUSR1) and start a new one with
+// the new configuration; the sockets of services whose address did not
+// change stay open, with the connections queued on them, and those of
+// removed services are closed. If it is not valid, log why and go on with
+// the old one. As with postfix reload, new connections get the new
+// configuration, while running commands go on under the old one's time
+// limit, even when their service is gone (spawnd then logs their results
+// itself). When the listener dies, the executor starts another, with
+// back-off; running commands go on. A listener that does not leave within
+// 5 seconds of being asked (SIGTERM once no command runs, SIGUSR1) is
+// killed, with everything it started.
 //
 // Socket activation: when LISTEN_PID names this process, a service takes
 // the inherited socket whose name in LISTEN_FDNAMES (systemd's

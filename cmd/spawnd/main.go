@@ -5,8 +5,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-
-	"spawnd/executor"
 )
 
 // version is set at build time by the Makefile.
@@ -21,24 +19,22 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
-	executor.OnMainThread(func() { os.Exit(run(os.Args[1:])) })
+	os.Exit(run(os.Args[1:]))
 }
 
-// The main goroutine stays on the main thread, to fork every child and
-// exec a reload (executor's invariant 7).
+// The main goroutine stays on the main thread, where the executor's loop
+// forks every child (executor's invariant 7).
 func init() { runtime.LockOSThread() }
 
 func run(args []string) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "serve":
-			return runServe(args[1:])
-		case "check":
-			return runCheck(args[1:])
-		case "version":
-			fmt.Println("spawnd", version)
-			return 0
-		}
+	switch append(args, "")[0] { // the first argument, or ""
+	case "serve":
+		return runServe(args[1:])
+	case "check":
+		return runCheck(args[1:])
+	case "version":
+		fmt.Println("spawnd", version)
+		return 0
 	}
 	// Anything else is a Postfix master(8) command line:
 	// spawnd [generic daemon options] user=NAME[:GROUP] argv=COMMAND...

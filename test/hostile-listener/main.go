@@ -21,9 +21,11 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -143,6 +145,51 @@ var scenarios = map[string]func(svc uint32){
 	// socket and passed on whoever it is: the executor re-checks the
 	// service's client_access.
 	"accepted": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc), acceptOne()) },
+	// Runs past the service's process limit (the executor's own check).
+	"overlimit": func(svc uint32) {
+		hello()
+		fd := sock()
+		for seq := uint64(1); seq <= 3; seq++ {
+			run(msg(ipc.KindRun, seq, svc), fd)
+		}
+	},
+	// Ignores SIGTERM and SIGUSR1, and starts a process of its own in a
+	// session of its own holding the pair and the listening sockets.
+	"deaf": func(svc uint32) {
+		signal.Ignore(unix.SIGTERM, unix.SIGUSR1, unix.SIGINT)
+		hello()
+		_, err := syscall.ForkExec("/bin/sh", []string{"/bin/sh", "-c", "sleep 300; true", state},
+			&syscall.ProcAttr{Files: []uintptr{0, 1, 2, pairFd, 4, listenFd}, Sys: &syscall.SysProcAttr{Setsid: true}})
+		must(err)
+	},
+	// Keeps the executor at its hard cap for six seconds, a new Run for
+	// each result, and notes the longest run time of a command killed by
+	// its time limit.
+	"capflood": func(svc uint32) {
+		hello()
+		fd := sock()
+		seq := uint64(0)
+		for ; seq < uint64(welcomed.Cap); seq++ {
+			run(msg(ipc.KindRun, seq+1, svc), fd)
+		}
+		var longest int64
+		results := 0
+		for end := time.Now().Add(6 * time.Second); time.Now().Before(end); {
+			m := receive()
+			if m == nil {
+				break
+			}
+			if m.Kind == ipc.KindExited {
+				results++
+				if m.Timeout {
+					longest = max(longest, m.Micros)
+				}
+			}
+			seq++
+			run(msg(ipc.KindRun, seq, svc), fd)
+		}
+		note(fmt.Sprintf("capflood: %d runs, %d results, longest %d", seq, results, longest))
+	},
 	// More Runs than the executor's hard cap, all with one socket: the
 	// executor receives a new descriptor for each.
 	"flood": func(svc uint32) {
@@ -176,12 +223,16 @@ func honest() {
 	drain()
 }
 
+// welcomed is the executor's Welcome.
+var welcomed *ipc.Message
+
 func welcome() {
 	m := receive()
 	if m == nil || m.Kind != ipc.KindWelcome {
 		note("no welcome")
 		os.Exit(1)
 	}
+	welcomed = m
 	for i := uint32(0); i < m.Services; i++ {
 		if s := receive(); s == nil || s.Kind != ipc.KindService {
 			note("no service")

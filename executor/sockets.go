@@ -1,9 +1,9 @@
-package main
+package executor
 
 import (
 	"fmt"
+	"maps"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,10 +19,10 @@ import (
 // past a service's process limit wait here.
 const backlog = 4096
 
-// inherited returns the sockets systemd passed this process, by name
+// Inherited returns the sockets systemd passed this process, by name
 // (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), close-on-exec, and clears the
 // variables so no child sees them.
-func inherited() map[string][]int {
+func Inherited() map[string][]int {
 	defer func() {
 		for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
 			os.Unsetenv(v)
@@ -42,53 +42,60 @@ func inherited() map[string][]int {
 		unix.CloseOnExec(fd)
 		name := "unknown"
 		if i < len(names) {
-			name, _ = url.PathUnescape(names[i]) // a reload's "127.0.0.1%3A25"
+			name = names[i]
 		}
 		byName[name] = append(byName[name], fd)
 	}
 	return byName
 }
 
-// openSockets returns each service's listening sockets: the inherited
-// ones named after it, or new ones. It returns the unix socket paths to
-// remove on exit: those it created, and the inherited ones that own names
-// (created by this spawnd before a reload, not by systemd); and the names
-// of inherited sockets no service took, which it closes.
-func openSockets(p *policy.Policy, inh map[string][]int, own map[string]bool) (fds [][]int, paths, unused []string, err error) {
-	for _, s := range p.Services {
+// OpenSockets sets cfg.Sockets, each service's listening sockets: the
+// inherited ones named after it, or new ones; and cfg.Paths, the unix
+// socket paths it created, to remove on exit. It closes the inherited
+// sockets no service takes, with a warning. On an error, which it logs,
+// it removes the paths it created.
+func OpenSockets(cfg *Config) error {
+	inh := Inherited()
+	for _, s := range cfg.Policy.Services {
 		if got := inh[s.Name]; len(got) > 0 {
 			for _, fd := range got {
 				if err := checkInherited(fd, s.Endpoint.Type); err != nil {
-					return nil, paths, nil, fmt.Errorf("service %s: %w", s.Name, err)
+					cfg.Log.Error("service %s: %v", s.Name, err)
+					return fmt.Errorf("service %s: %w", s.Name, err)
 				}
 			}
-			fds = append(fds, got)
+			cfg.Sockets = append(cfg.Sockets, got)
 			delete(inh, s.Name)
-			if own[s.Name] && s.Endpoint.Type == policy.Unix {
-				paths = append(paths, s.Endpoint.Address)
-			}
 			continue
 		}
-		var fd int
+		fd, err := listen(s.Endpoint, cfg.Policy.MailOwner)
 		if s.Endpoint.Type == policy.Unix {
-			fd, err = listenUnix(s.Endpoint, p.MailOwner)
-			paths = append(paths, s.Endpoint.Address)
-		} else {
-			fd, err = listenInet(s.Endpoint.Address)
+			cfg.Paths = append(cfg.Paths, s.Endpoint.Address)
 		}
 		if err != nil {
-			return nil, paths, nil, fmt.Errorf("service %s: %w", s.Name, err)
+			for _, path := range cfg.Paths {
+				os.Remove(path)
+			}
+			cfg.Log.Error("service %s: %v", s.Name, err)
+			return fmt.Errorf("service %s: %w", s.Name, err)
 		}
-		fds = append(fds, []int{fd})
+		cfg.Sockets = append(cfg.Sockets, []int{fd})
 	}
-	for name, left := range inh { // a misnamed unit, or a service now gone
-		for _, fd := range left {
+	for _, name := range slices.Sorted(maps.Keys(inh)) { // a misnamed unit, or a service now gone
+		for _, fd := range inh[name] {
 			unix.Close(fd)
 		}
-		unused = append(unused, name)
+		cfg.Log.Warning("inherited socket %s (LISTEN_FDNAMES) is no service's: closed", name)
 	}
-	slices.Sort(unused)
-	return fds, paths, unused, nil
+	return nil
+}
+
+// listen opens a listening socket for ep.
+func listen(ep policy.Endpoint, owner policy.Account) (int, error) {
+	if ep.Type == policy.Unix {
+		return listenUnix(ep, owner)
+	}
+	return listenInet(ep.Address)
 }
 
 // checkInherited requires an inherited descriptor to be what the listener
@@ -110,49 +117,22 @@ func checkInherited(fd int, typ string) error {
 	return nil
 }
 
+// listenInet listens on addr as Go's net package does: SO_REUSEADDR, and
+// both IPv6 and IPv4 when the host is empty. It returns a descriptor of
+// its own, close-on-exec.
 func listenInet(addr string) (int, error) {
-	host, port, err := net.SplitHostPort(addr)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return -1, err
 	}
-	family, sa := unix.AF_INET6, unix.Sockaddr(nil)
-	portNum, err := strconv.Atoi(port)
+	defer l.Close()
+	raw, err := l.(*net.TCPListener).SyscallConn()
 	if err != nil {
-		return -1, fmt.Errorf("bad port %q", port)
+		return -1, err
 	}
-	if host == "" {
-		sa = &unix.SockaddrInet6{Port: portNum}
-	} else {
-		ta, err := net.ResolveTCPAddr("tcp", addr)
-		if err != nil {
-			return -1, err
-		}
-		if ip4 := ta.IP.To4(); ip4 != nil {
-			family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: ta.Port, Addr: [4]byte(ip4)}
-		} else {
-			sa = &unix.SockaddrInet6{Port: ta.Port, Addr: [16]byte(ta.IP.To16())}
-		}
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil && host == "" { // no IPv6: all IPv4 addresses
-		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: portNum}
-		fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	}
-	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
-	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if family == unix.AF_INET6 {
-		v6only := 1
-		if host == "" {
-			v6only = 0 // all addresses, IPv4 included
-		}
-		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
-	}
-	if err := bindListen(fd, sa); err != nil {
-		return -1, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	return fd, nil
+	fd := -1
+	raw.Control(func(s uintptr) { fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 3) })
+	return fd, err
 }
 
 // listenUnix creates a unix socket as Postfix does: any stale socket
@@ -197,15 +177,4 @@ func listenUnix(ep policy.Endpoint, owner policy.Account) (int, error) {
 		return -1, fmt.Errorf("listen on %s: %w", ep.Address, err)
 	}
 	return fd, nil
-}
-
-func bindListen(fd int, sa unix.Sockaddr) error {
-	err := unix.Bind(fd, sa)
-	if err == nil {
-		err = unix.Listen(fd, backlog)
-	}
-	if err != nil {
-		unix.Close(fd)
-	}
-	return err
 }

@@ -1,0 +1,156 @@
+package executor
+
+// Each command, and each listener, runs in a cgroup of its own in the
+// cgroup v2 hierarchy, wherever that is mounted (/proc/self/mountinfo):
+// killing the cgroup (cgroup.kill) reaches every process in it, however it
+// left the process tree. The cgroups of one spawnd process are in
+// spawnd-PID-START beside it, in its own cgroup (under systemd the
+// delegated subtree of spawnd.service, under master(8) master's), PID and
+// START its process id and start time: a spawnd that starts kills and
+// removes only those whose process is gone, so that two spawnd processes
+// never touch each other's. Without cgroup v2 every method does nothing
+// and the time limit walks the process tree instead (spawn.go, walk).
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"spawnd/maillog"
+)
+
+// cgroups is this process's cgroup directory; nil when there is none.
+type cgroups struct{ dir string }
+
+var cgroupSeq atomic.Uint64
+
+// newCgroups finds the cgroup v2 hierarchy, creates this process's
+// directory in it and kills what a spawnd that is gone left beside it.
+func newCgroups(log *maillog.Logger) *cgroups {
+	mount := ""
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		// id parent major:minor root mount-point options ... - fstype ...
+		if l := strings.Fields(sc.Text()); len(l) > 7 && l[len(l)-3] == "cgroup2" && l[3] == "/" {
+			mount = l[4]
+			break
+		}
+	}
+	own, _ := os.ReadFile("/proc/self/cgroup")
+	_, path, ok := strings.Cut(strings.TrimSpace(string(own)), "0::")
+	if mount == "" || !ok {
+		return nil
+	}
+	parent := filepath.Join(mount, strings.SplitN(path, "\n", 2)[0])
+	ents, _ := os.ReadDir(parent)
+	for _, ent := range ents {
+		if n, ok := gone(ent.Name()); ok {
+			dir := filepath.Join(parent, ent.Name())
+			killed := 0
+			procs, _ := filepath.Glob(dir + "/*/cgroup.procs")
+			for _, p := range procs {
+				b, _ := os.ReadFile(p)
+				killed += strings.Count(string(b), "\n")
+			}
+			(&cgroups{}).kill(dir)
+			removeTree(dir)
+			if killed > 0 {
+				log.Warning("killed %d processes left in %s by spawnd pid %d, which has gone", killed, dir, n)
+			}
+		}
+	}
+	st := stat(os.Getpid())
+	if len(st) < 20 {
+		return nil
+	}
+	c := &cgroups{dir: filepath.Join(parent, "spawnd-"+strconv.Itoa(os.Getpid())+"-"+st[19])}
+	if err := os.Mkdir(c.dir, 0o700); err != nil && !os.IsExist(err) {
+		log.Warning("cgroup %s: %v: killing commands by their process tree", c.dir, err)
+		return nil
+	}
+	return c
+}
+
+// gone reports whether name is a spawnd cgroup directory whose process
+// has gone, and that process's id.
+func gone(name string) (int, bool) {
+	f := strings.Split(name, "-")
+	if len(f) != 3 || f[0] != "spawnd" {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, false
+	}
+	st := stat(pid)
+	return pid, len(st) < 20 || st[19] != f[2]
+}
+
+// make creates a new cgroup and returns its path and a descriptor of its
+// directory for CLONE_INTO_CGROUP, or "" and -1.
+//
+//tcb:request-path
+func (c *cgroups) make() (string, int) {
+	if c == nil {
+		return "", -1
+	}
+	dir := filepath.Join(c.dir, strconv.FormatUint(cgroupSeq.Add(1), 10))
+	if unix.Mkdir(dir, 0o700) != nil {
+		return "", -1
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Rmdir(dir)
+		return "", -1
+	}
+	return dir, fd
+}
+
+// kill kills every process in the cgroup dir; it reports false when
+// there is none, or the kernel has no cgroup.kill (before Linux 5.14).
+//
+//tcb:request-path
+func (c *cgroups) kill(dir string) bool {
+	return dir != "" && os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0) == nil
+}
+
+// remove removes the cgroup dir and reports whether it is gone: it is not
+// while a process is left in it.
+//
+//tcb:request-path
+func (c *cgroups) remove(dir string) bool {
+	return dir == "" || unix.Rmdir(dir) == nil
+}
+
+// close kills and removes every cgroup this process made, waiting a
+// moment for the processes to go.
+func (c *cgroups) close() {
+	if c != nil {
+		c.kill(c.dir)
+		removeTree(c.dir)
+	}
+}
+
+// removeTree removes a cgroup and those in it, retrying for up to a second
+// while killed processes leave.
+func removeTree(dir string) {
+	for range 100 {
+		subs, _ := filepath.Glob(dir + "/*/cgroup.procs")
+		for _, p := range subs {
+			unix.Rmdir(filepath.Dir(p))
+		}
+		if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+			return
+		}
+		unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
+	}
+}

@@ -1,0 +1,481 @@
+package executor
+
+// This file keeps one listener running, as part of the loop: it starts it
+// as mail_owner in a cgroup of its own, restarts it with back-off when it
+// dies (standalone), kills it (everything it started) on a violation or
+// when it does not leave in time, stops it on SIGTERM or SIGINT and, on
+// SIGHUP, reloads the configuration in process.
+
+import (
+	"container/heap"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"spawnd/ipc"
+	"spawnd/maillog"
+	"spawnd/policy"
+)
+
+// hardCap bounds the commands one executor runs at once, whatever the
+// listener asks: the executor holds two descriptors per running command.
+// fdReserve is what it keeps free of its descriptor limit besides: the
+// fork's pipe, a cgroup, /proc walks, the log's redial and a new
+// listener's pair.
+const (
+	hardCap   = 4096
+	fdReserve = 16
+	// grace is how long a listener has to leave once asked (SIGUSR1, or
+	// SIGTERM once no command runs) or once its pair is closed, before it
+	// is killed.
+	grace = 5 * time.Second
+)
+
+// sigs receives the signals spawnd acts on. Setup installs it before any
+// socket is opened: a client can connect as soon as a socket listens, and
+// a signal must not find the default action (termination) then.
+var sigs = make(chan os.Signal, 8)
+
+// supervisor is the loop's state about the listener.
+type supervisor struct {
+	active   bool     // Run is running
+	lst      *command // the listener's process until reaped
+	started  time.Time
+	restart  time.Time // when to start the next listener; zero: not waiting
+	kill     time.Time // when to kill the listener; zero: no deadline
+	backoff  time.Duration
+	stopping bool
+	leaving  bool // the listener was asked to leave for a reload
+	clean    bool // the last listener exited with status 0
+	err      error
+	next     *next          // a valid configuration, waiting for the listener to leave
+	wake     int            // eventfd: a signal came
+	got      chan os.Signal // the signals, for the loop
+}
+
+// next is a reloaded configuration with its sockets.
+type next struct {
+	pol     *policy.Policy
+	sockets [][]int
+}
+
+// errDied is Run's result when in Postfix mode the listener failed.
+var errDied = errors.New("listener died")
+
+// Configure makes the process-wide settings both modes share (Setup),
+// opens the log (postlogd(8) at postlog, when not empty) and returns the
+// executor's configuration for p without the sockets: in Postfix mode,
+// when gen (master(8)'s generation) is not negative, with master(8)'s
+// status channel at ipc.StatusFd.
+func Configure(p *policy.Policy, verbose bool, postlog string, gen int64) (Config, error) {
+	Setup()
+	ident := p.SyslogName + "/spawnd"
+	log, err := maillog.Open(p.MaillogFile, postlog, ident, p.SyslogFacility)
+	if err != nil {
+		return Config{}, err
+	}
+	self, _ := os.Executable() // empty: services with limits are refused
+	cfg := Config{Policy: p, Log: log, Verbose: verbose, Self: self, Status: -1,
+		Welcome: ipc.Message{Ident: ident, Facility: uint8(p.SyslogFacility), Verbose: verbose,
+			LogKind: string(log.Kind()), Host: os.Getenv("POSTLOG_HOSTNAME")},
+		Listener: filepath.Join(filepath.Dir(self), "spawnd-listener")}
+	if w := &cfg.Welcome; gen >= 0 {
+		cfg.Status, w.Postfix, w.Pid, w.Generation = ipc.StatusFd, true, int32(os.Getpid()), uint32(gen)
+		w.MaxUse, w.MaxIdle = uint32(p.MaxUse), uint32(p.MaxIdle/time.Second)
+	}
+	return cfg, nil
+}
+
+// Run starts an executor for cfg, keeps one listener running and serves
+// it until SIGTERM or SIGINT, then waits for the running commands; in
+// Postfix mode also until the listener ends. It returns the exit status:
+// 1 when the executor could not start (logged) or in Postfix mode the
+// listener failed, for master(8) to see; else 0.
+func Run(cfg Config) int {
+	e, err := New(cfg)
+	if err != nil {
+		cfg.Log.Error("%v", err)
+		return 1
+	}
+	if e.run() != nil {
+		return 1
+	}
+	return 0
+}
+
+func (e *Executor) run() error {
+	p := &e.sup
+	p.active, p.backoff, p.got = true, 100*time.Millisecond, make(chan os.Signal, 8)
+	enter(e.cfg.Policy, e.cfg.Log)
+	e.cwd, _ = os.Getwd()
+	var err error
+	if p.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return err
+	}
+	e.watch(p.wake, unix.EPOLLIN)
+	go func() {
+		for sig := range sigs {
+			p.got <- sig
+			unix.Write(p.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		}
+	}()
+	e.startListener()
+	e.loop(func() bool { return p.stopping && p.lst == nil && e.sess == nil && len(e.cmds) == 0 })
+	for _, m := range e.pending {
+		e.logResult(e.svcs[m.Service].Name, e.svcs[m.Service].Argv[0], m)
+	}
+	e.cg.close() // what commands left in their cgroups
+	for _, path := range e.cfg.Paths {
+		os.Remove(path)
+	}
+	return p.err
+}
+
+// event handles what supervision watches: the listener's pidfd and the
+// signals.
+func (e *Executor) event(fd int) {
+	p := &e.sup
+	if p.lst != nil && fd == p.lst.pidfd {
+		e.listenerExited()
+		return
+	}
+	if fd != p.wake {
+		return
+	}
+	var b [8]byte
+	unix.Read(p.wake, b[:])
+	for len(p.got) > 0 {
+		switch sig := <-p.got; {
+		case sig == unix.SIGHUP:
+			if e.cfg.Reload != nil && !p.stopping {
+				e.reload()
+			}
+		case !p.stopping:
+			p.stopping, p.restart, p.next = true, time.Time{}, nil
+			if p.lst != nil {
+				unix.Kill(p.lst.pid, unix.SIGTERM)
+			}
+			if e.cfg.Status >= 0 {
+				// postfix stop: master(8) signals its process group,
+				// not the commands (own sessions); end them too.
+				e.Terminate()
+			}
+		}
+	}
+}
+
+// deadline returns when supervision has something to do next.
+func (p *supervisor) deadline() time.Time {
+	if p.kill.IsZero() || !p.restart.IsZero() && p.restart.Before(p.kill) {
+		return p.restart
+	}
+	return p.kill
+}
+
+// tick does what supervision has due at now.
+func (p *supervisor) tick(e *Executor, now time.Time) {
+	if p.stopping && p.lst != nil && p.kill.IsZero() && len(e.cmds) == 0 {
+		p.kill = now.Add(grace)
+	}
+	if !p.kill.IsZero() && !now.Before(p.kill) {
+		p.kill = time.Time{}
+		if p.lst != nil {
+			e.cfg.Log.Warning("listener pid %d did not leave in time: killing it", p.lst.pid)
+			e.killListener()
+		} else if e.sess != nil { // something it started holds the pair
+			e.end(e.sess, nil)
+		}
+	}
+	if !p.restart.IsZero() && !now.Before(p.restart) {
+		p.restart = time.Time{}
+		e.startListener()
+	}
+}
+
+// startListener starts a listener as mail_owner, in a session and a
+// cgroup of its own, with the pair, the log, master(8)'s status channel
+// and the listening sockets at ipc's descriptor numbers.
+func (e *Executor) startListener() {
+	p := &e.sup
+	mine, theirs, err := ipc.Pair()
+	if err != nil {
+		e.cfg.Log.Error("%v", err)
+		p.stopping, p.err = true, err
+		return
+	}
+	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err == nil {
+		defer unix.Close(null)
+	}
+	files := []uintptr{uintptr(null), uintptr(null), 2, uintptr(theirs), uintptr(e.cfg.Log.Fd())}
+	if e.cfg.Status >= 0 {
+		files = append(files, uintptr(e.cfg.Status))
+	}
+	for _, svc := range e.svcs {
+		for _, fd := range svc.fds {
+			files = append(files, uintptr(fd))
+		}
+	}
+	owner := e.cfg.Policy.MailOwner
+	c := &command{pidfd: -1, at: -1}
+	err = e.fork(c, []string{e.cfg.Listener}, &syscall.ProcAttr{Files: files,
+		Sys: &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: owner.Uid, Gid: owner.Gid, Groups: []uint32{}}, Setsid: true}})
+	unix.Close(theirs)
+	if err != nil {
+		unix.Close(mine)
+		e.cfg.Log.Error("start %s: %v", e.cfg.Listener, err)
+		p.stopping, p.err = true, err
+		return
+	}
+	delete(e.cmds, c.pidfd)
+	p.lst, p.started, p.leaving = c, time.Now(), false
+	e.attach(ipc.NewConn(mine))
+}
+
+// killListener kills the listener and everything it started: its cgroup,
+// or its session's process group.
+//
+//tcb:request-path
+func (e *Executor) killListener() {
+	if !e.cg.kill(e.sup.lst.cgroup) {
+		unix.Kill(-e.sup.lst.pid, unix.SIGKILL)
+		unix.Kill(e.sup.lst.pid, unix.SIGKILL)
+	}
+}
+
+// listenerExited reaps the listener; what it started goes with it.
+func (e *Executor) listenerExited() {
+	p := &e.sup
+	c := p.lst
+	var ws syscall.WaitStatus
+	if pid, _ := syscall.Wait4(c.pid, &ws, syscall.WNOHANG, nil); pid != c.pid {
+		return
+	}
+	unix.Close(c.pidfd)
+	delete(e.pids, c.pid)
+	e.killListener()
+	e.strays()
+	if !e.cg.remove(c.cgroup) { // kill and remove it again shortly (expire)
+		c.reaped, c.deadline = true, time.Now().Add(100*time.Millisecond)
+		e.left[c] = true
+		heap.Push(&e.limits, c)
+	}
+	p.clean = ws.Exited() && ws.ExitStatus() == 0
+	if !p.clean && !p.stopping && !p.leaving {
+		status := "exit status " + strconv.Itoa(ws.ExitStatus())
+		if ws.Signaled() {
+			status = "killed by signal " + strconv.Itoa(int(ws.Signal()))
+		}
+		e.cfg.Log.Warning("listener pid %d %s", c.pid, status)
+	}
+	p.lst, p.kill = nil, time.Time{}
+	if e.sess != nil {
+		p.kill = time.Now().Add(grace)
+	}
+	e.over()
+}
+
+// ended is told that a session ended: a listener that broke the protocol
+// is killed; an honest one has its grace to exit.
+//
+//tcb:request-path
+func (e *Executor) ended(s *session) {
+	p := &e.sup
+	if !p.active {
+		return
+	}
+	s.conn.Close()
+	if p.lst != nil && s.err != nil {
+		e.killListener()
+	} else if p.lst != nil {
+		p.kill = time.Now().Add(grace)
+	}
+	e.over()
+}
+
+// over decides what follows a listener once both its process and its
+// session are gone.
+func (e *Executor) over() {
+	p := &e.sup
+	if p.lst != nil || e.sess != nil {
+		return
+	}
+	p.kill = time.Time{}
+	switch {
+	case p.stopping:
+	case e.cfg.Status >= 0: // max_use, max_idle or master(8) gone, or a failure
+		p.stopping = true
+		if !p.clean {
+			p.err = errDied
+		}
+	case p.next != nil:
+		e.apply(p.next)
+		p.next = nil
+		e.startListener()
+	default:
+		if time.Since(p.started) > 10*time.Second {
+			p.backoff = 100 * time.Millisecond
+		}
+		e.cfg.Log.Warning("restarting the listener in %v", p.backoff)
+		p.restart = time.Now().Add(p.backoff)
+		p.backoff = min(2*p.backoff, 10*time.Second)
+	}
+}
+
+// reload loads the configuration again and opens the sockets of its new
+// services. When both work the listener is asked to leave (SIGUSR1); once
+// it has, the new configuration applies and a new listener starts. When
+// either fails, every error is logged and the old configuration keeps
+// serving.
+func (e *Executor) reload() {
+	p := &e.sup
+	if p.next != nil { // an earlier reload still waiting: this one wins
+		e.release(p.next.pol.Services, p.next.sockets)
+		p.next = nil
+	}
+	pol, err := e.cfg.Reload()
+	var sockets [][]int
+	if err == nil {
+		sockets, err = e.sockets(pol)
+	}
+	if err != nil {
+		e.cfg.Log.Warning("reload: keeping the old configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return
+	}
+	p.next = &next{pol, sockets}
+	e.cfg.Log.Info("reload: configuration is valid, restarting the listener with it")
+	switch {
+	case p.lst != nil && !p.leaving:
+		p.leaving, p.kill = true, time.Now().Add(grace)
+		unix.Kill(p.lst.pid, unix.SIGUSR1)
+	case p.lst == nil && e.sess == nil:
+		e.apply(p.next)
+		p.next = nil
+		if !p.restart.IsZero() {
+			p.restart = time.Now()
+		}
+	}
+}
+
+// sockets returns the listening sockets of each service of pol: those of
+// a current service at the same address, or new ones.
+func (e *Executor) sockets(pol *policy.Policy) ([][]int, error) {
+	have := map[string][]int{}
+	for _, svc := range e.svcs {
+		have[svc.Endpoint.Type+" "+svc.Endpoint.Address] = svc.fds
+	}
+	out := make([][]int, len(pol.Services))
+	for i, s := range pol.Services {
+		if out[i] = have[s.Endpoint.Type+" "+s.Endpoint.Address]; out[i] != nil {
+			continue
+		}
+		fd, err := listen(s.Endpoint, pol.MailOwner)
+		if err != nil {
+			e.release(pol.Services[:i], out[:i])
+			return nil, err
+		}
+		if out[i] = []int{fd}; s.Endpoint.Type == policy.Unix {
+			e.cfg.Paths = append(e.cfg.Paths, s.Endpoint.Address)
+		}
+	}
+	return out, nil
+}
+
+// release closes the sockets of svcs that no current service holds, and
+// removes the unix socket paths spawnd made for them.
+func (e *Executor) release(svcs []*policy.Service, sockets [][]int) {
+	held := map[int]bool{}
+	for _, svc := range e.svcs {
+		for _, fd := range svc.fds {
+			held[fd] = true
+		}
+	}
+	for i, s := range svcs {
+		if len(sockets[i]) == 0 || held[sockets[i][0]] {
+			continue
+		}
+		for _, fd := range sockets[i] {
+			unix.Close(fd)
+		}
+		if j := slices.Index(e.cfg.Paths, s.Endpoint.Address); j >= 0 && s.Endpoint.Type == policy.Unix {
+			os.Remove(s.Endpoint.Address)
+			e.cfg.Paths = slices.Delete(e.cfg.Paths, j, j+1)
+		}
+	}
+}
+
+// apply makes n the configuration: new requests are checked against it,
+// the sockets no service of it has are closed, running commands keep
+// their entry and deadline and count for the service of their name, and
+// the kept results go to that service or, when it is gone, to the log.
+func (e *Executor) apply(n *next) {
+	old, oldPol := e.svcs, e.cfg.Policy
+	e.cfg.Policy, e.svcs = n.pol, e.services(n.pol, n.sockets)
+	oldSockets := make([][]int, len(old))
+	for i, svc := range old {
+		oldSockets[i] = svc.fds
+	}
+	e.release(oldPol.Services, oldSockets)
+	enter(n.pol, e.cfg.Log)
+	e.cwd, _ = os.Getwd()
+	index := map[string]int{}
+	for i, s := range e.svcs {
+		index[s.Name] = i
+	}
+	e.running.Store(0)
+	for _, c := range e.cmds {
+		i, ok := index[c.svc.Name]
+		if c.index = -1; ok {
+			c.index = i
+			e.svcs[i].running++
+			e.running.Add(1)
+		}
+	}
+	kept := e.pending
+	e.pending = nil
+	for _, m := range kept {
+		if i, ok := index[old[m.Service].Name]; ok {
+			m.Service = uint32(i)
+			e.pending = append(e.pending, m)
+		} else {
+			e.logResult(old[m.Service].Name, old[m.Service].Argv[0], m)
+		}
+	}
+}
+
+// enter enters the commands' working directory as root, so that they
+// inherit it (see spawn).
+func enter(p *policy.Policy, log *maillog.Logger) {
+	if len(p.Services) > 0 {
+		if err := os.Chdir(p.Services[0].Dir); err != nil {
+			log.Warning("chdir %s: %v", p.Services[0].Dir, err)
+		}
+	}
+}
+
+// commandCap returns the hard cap for a process whose listening sockets
+// are open: hardCap, or less when RLIMIT_NOFILE leaves no room for two
+// descriptors per command. The listener never asks past the cap (Welcome
+// announces it), so a low limit makes connections wait in the backlog
+// instead of making the kernel drop the descriptors it passes.
+func commandCap(log *maillog.Logger) int {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
+		return hardCap
+	}
+	open, _ := os.ReadDir("/proc/self/fd")
+	n := (int(min(lim.Cur, 2*hardCap+1<<10)) - len(open) - fdReserve) / 2
+	if n >= hardCap {
+		return hardCap
+	}
+	n = max(n, 1)
+	log.Warning("descriptor limit %d (RLIMIT_NOFILE) leaves room for %d commands at once; more connections wait", lim.Cur, n)
+	return n
+}
