@@ -31,15 +31,20 @@ type Config struct {
 	ListenN  []uint32 // per service index: number of listening fds
 	Verbose  bool     // log the results only the executor sees as the listener's -v does
 	Self     string   // spawnd's executable, for services with limits (limits.go)
+	// Listening holds, per service index, the executor's own copies of
+	// its listening sockets: a passed socket must have been accepted on
+	// one of them (tie.go). Nil only in tests of the executor alone.
+	Listening [][]int
 }
 
 // Executor runs the commands of one policy for a succession of listeners.
 // Commands outlive the listener that asked for them.
 type Executor struct {
-	cfg  Config
-	idle *sync.Cond // on mu: running reached 0
-	cwd  string     // the working directory at New
-	argv [][]string // per service: what its children exec (commandLine)
+	cfg   Config
+	idle  *sync.Cond // on mu: running reached 0
+	cwd   string     // the working directory at New
+	argv  [][]string // per service: what its children exec (commandLine)
+	netns uint64     // the network namespace's cookie (tie.go)
 
 	// Guarded by mu (spawn.go).
 	running   int
@@ -60,7 +65,7 @@ type session struct {
 // cap below 1, or listening fds not given for every service.
 func New(cfg Config) *Executor {
 	n := len(cfg.Policy.Services)
-	if cfg.Cap < 1 || len(cfg.ListenFd) != n || len(cfg.ListenN) != n {
+	if cfg.Cap < 1 || len(cfg.ListenFd) != n || len(cfg.ListenN) != n || cfg.Listening != nil && len(cfg.Listening) != n {
 		panic("executor: Config needs Cap > 0 and ListenFd and ListenN for every service")
 	}
 	cwd, _ := os.Getwd()
@@ -68,7 +73,7 @@ func New(cfg Config) *Executor {
 	for i, svc := range cfg.Policy.Services {
 		argv[i] = commandLine(cfg.Self, svc)
 	}
-	return &Executor{cfg: cfg, idle: sync.NewCond(&mu), byService: make([]int, n), cwd: cwd, argv: argv}
+	return &Executor{cfg: cfg, idle: sync.NewCond(&mu), byService: make([]int, n), cwd: cwd, argv: argv, netns: netnsCookie()}
 }
 
 // The states of one Serve; they only move forward.
@@ -159,7 +164,8 @@ func (e *Executor) serve(s *session) error {
 
 // check applies the executor's checks, in ipc/doc.go's order: the state
 // allows the kind, the service exists, the running commands are below the
-// hard cap, the service's client_access admits the client of fd.
+// hard cap, the socket fd is a connection to the service (tie.go), the
+// service's client_access admits its client.
 //
 //tcb:request-path
 func (e *Executor) check(st state, m *ipc.Message, fd int) error {
@@ -177,6 +183,11 @@ func (e *Executor) check(st state, m *ipc.Message, fd int) error {
 	// between here and the start.
 	if e.Running() >= e.cfg.Cap {
 		return &ipc.Violation{Check: "cap", Detail: fmt.Sprintf("%s past the hard cap of %d running commands", name, e.cfg.Cap)}
+	}
+	if e.cfg.Listening != nil {
+		if err := tied(fd, e.cfg.Listening[m.Service], e.netns); err != nil {
+			return &ipc.Violation{Check: "tie", Detail: fmt.Sprintf("%s for service %s: passed socket fails check %v", name, e.cfg.Policy.Services[m.Service].Name, err)}
+		}
 	}
 	if err := e.cfg.Policy.Services[m.Service].Access.Check(fd); err != nil {
 		return &ipc.Violation{Check: "access", Detail: fmt.Sprintf("%s for service %s: %v", name, e.cfg.Policy.Services[m.Service].Name, err)}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -73,9 +74,10 @@ type hostileRun struct {
 	addr   string // service 0's address
 }
 
-// startHostile starts spawnd with two services: 0 leaves a file in marks,
-// with opts (-o options) if any, 1 sleeps (the flood's target, no
-// process limit).
+// startHostile starts spawnd with four services: 0 (TCP) leaves a file
+// in marks, with opts (-o options) if any, 1 sleeps (the flood's target,
+// no process limit), 2 is the probe, 3 (unix, in a private/ that is
+// mail_owner's) leaves a file in marks.
 func startHostile(t *testing.T, scenario string, service int, opts ...string) *hostileRun {
 	t.Helper()
 	requireRoot(t)
@@ -86,9 +88,14 @@ func startHostile(t *testing.T, scenario string, service int, opts ...string) *h
 	}
 	script := writeScript(t, tempDir(t), "mark", "touch "+h.marks+"/ran.$$\n")
 	probe, ready := probeService(t)
+	// As in Postfix: the queue directory open to all, private/ mail_owner's.
+	queue := tempDir(t)
+	mustMailOwnerDir(t, filepath.Join(queue, "private"))
 	h.d = StartServe(t, Config{
+		Main: "queue_directory = " + queue,
 		Master: fmt.Sprintf("%s inet n n n - - spawnd %s user=nobody argv=%s\n", h.addr, strings.Join(opts, " "), script) +
-			fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) + probe,
+			fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) + probe +
+			fmt.Sprintf("hostile unix - n n - - spawnd user=nobody argv=%s\n", script),
 		Bin:   hostileDir(t, scenario, h.state, service),
 		Ready: []string{ready},
 	})
@@ -152,29 +159,39 @@ func (h *hostileRun) attack(t *testing.T) int {
 	return fds
 }
 
-// hostileCases: scenario, the violation's reason as logged.
-var hostileCases = []struct{ scenario, reason string }{
-	{"garbage", `message is not a msgpack map`},
-	{"oversized", `message over 8192 bytes`},
-	{"truncated", `undecodable message`},
-	{"trailing", `1 bytes after the message`},
-	{"fds0", `run request with 0 descriptors, want 1`},
-	{"fds2", `run request with 2 descriptors, want 1`},
-	{"fds10", `descriptors truncated \(MSG_CTRUNC\)`},
-	{"pipe", `passed descriptor is not a socket`},
-	{"file", `passed descriptor is not a socket`},
-	{"listening", `passed socket is a listening socket`},
-	{"dgram", `passed socket is not a stream socket`},
-	{"unknownservice", `run request for service 99, have 3`},
-	{"runbeforehello", `run request while starting`},
-	{"hellotwice", `hello while serving`},
-	{"hellofd", `hello with 1 descriptors, want 0`},
-	{"seq0", `run request with sequence number 0`},
-	{"extrafield", `run request with fields it may not carry`},
-	{"replyexited", `exited sent in the wrong direction`},
-	{"replywelcome", `welcome sent in the wrong direction`},
-	{"unknownkind", `unknown kind 7`},
-	{"version", `version 3, want 2`},
+// hostileCases: scenario, the violation's reason as logged, and the
+// service attacked when not 0.
+var hostileCases = []struct {
+	scenario, reason string
+	service          int
+}{
+	{"garbage", `message is not a msgpack map`, 0},
+	{"oversized", `message over 8192 bytes`, 0},
+	{"truncated", `undecodable message`, 0},
+	{"trailing", `1 bytes after the message`, 0},
+	{"fds0", `run request with 0 descriptors, want 1`, 0},
+	{"fds2", `run request with 2 descriptors, want 1`, 0},
+	{"fds10", `descriptors truncated \(MSG_CTRUNC\)`, 0},
+	{"pipe", `passed descriptor is not a socket`, 0},
+	{"file", `passed descriptor is not a socket`, 0},
+	{"listening", `passed socket is a listening socket`, 0},
+	{"dgram", `passed socket is not a stream socket`, 0},
+	{"unknownservice", `run request for service 99, have 4`, 0},
+	// Issue 12.2: the client end of the listener's own connection to a
+	// service, a socket of its own bound to a unix service's path, and a
+	// connection from a network namespace of its own.
+	{"clientend", `run request for service \S*hostile: passed socket fails check address: local address .* is not the service.s`, 3},
+	{"rebind", `run request for service \S*hostile: passed socket fails check inode: bound to .*/private/hostile", but not by the service's socket`, 3},
+	{"netns", `run request for service 127.0.0.1:\d+: passed socket fails check netns`, 0},
+	{"runbeforehello", `run request while starting`, 0},
+	{"hellotwice", `hello while serving`, 0},
+	{"hellofd", `hello with 1 descriptors, want 0`, 0},
+	{"seq0", `run request with sequence number 0`, 0},
+	{"extrafield", `run request with fields it may not carry`, 0},
+	{"replyexited", `exited sent in the wrong direction`, 0},
+	{"replywelcome", `welcome sent in the wrong direction`, 0},
+	{"unknownkind", `unknown kind 7`, 0},
+	{"version", `version 3, want 2`, 0},
 }
 
 // TestHostileListener: every scenario of hostileCases against its own
@@ -187,7 +204,7 @@ func TestHostileListener(t *testing.T) {
 			t.Parallel()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			h := startHostile(t, c.scenario, 0)
+			h := startHostile(t, c.scenario, c.service)
 			pid := h.d.Pid()
 			before := h.attack(t)
 			re := `warning: listener protocol violation: .*` + c.reason
@@ -282,5 +299,23 @@ func TestHostileListenerFlood(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(h.marks); len(ents) > 0 {
 		t.Errorf("the other service's command ran: %v", ents)
+	}
+}
+
+// mustMailOwnerDir creates dir as Postfix has its private/: mail_owner's,
+// mode 0700.
+func mustMailOwnerDir(t testing.TB, dir string) {
+	t.Helper()
+	u, err := user.Lookup(mailOwner())
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
 	}
 }

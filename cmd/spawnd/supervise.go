@@ -47,7 +47,7 @@ type supervisor struct {
 func newSupervisor(p *policy.Policy, log *maillog.Logger, sockets [][]int, status int, flags []string) *supervisor {
 	s := &supervisor{pol: p, log: log, status: status, flags: flags}
 	self, _ := os.Executable() // empty: services with limits are refused
-	cfg := executor.Config{Policy: p, Log: log, Cap: commandCap(log), Verbose: slices.Contains(flags, "-v"), Self: self}
+	cfg := executor.Config{Policy: p, Log: log, Cap: commandCap(log), Verbose: slices.Contains(flags, "-v"), Self: self, Listening: sockets}
 	next := int32(5)
 	if status >= 0 {
 		next = 6
