@@ -297,8 +297,10 @@ func (e *Executor) StartProcess(argv, env []string, files []int, cred *syscall.C
 	for i, fd := range files {
 		fds[i] = uintptr(fd)
 	}
+	// Its own session: no controlling terminal, and out of the process
+	// group a terminal or master(8) signals.
 	attr := &syscall.ProcAttr{Env: env, Files: fds,
-		Sys: &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}}
+		Sys: &syscall.SysProcAttr{Credential: cred, Setsid: true, Pdeathsig: syscall.SIGKILL}}
 	p := make(process, 1)
 	mu.Lock()
 	defer mu.Unlock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ func main() {
 	// threads. With one P, and the heap's collection floor at 1 MiB
 	// instead of 4 (see spawnd's main), the listener used less CPU per
 	// connection and 2 MiB less memory (bench/README.md, Performance).
+	// Before anything else: other processes of mail_owner may not trace
+	// or dump it from here on.
+	hardened := listener.Harden()
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(25)
 	for _, fd := range []int{pairFd, logFd, statusFd} {
@@ -79,11 +83,22 @@ func main() {
 	if err != nil {
 		log.Fatal("%s: %v", usage, err)
 	}
+	if hardened != nil {
+		log.Fatal("%v", hardened)
+	}
 	if typ, err := unix.GetsockoptInt(pairFd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
 		log.Fatal("no socket pair to the executor on fd %d", pairFd)
 	}
 	cfg := listener.Config{Pair: pairFd, Log: log, Verbose: *verbose,
 		Stop: onSignal(syscall.SIGTERM, syscall.SIGINT), Leave: onSignal(syscall.SIGUSR1)}
+	cfg.Sandbox = func() error {
+		err := listener.Sandbox(log.Kind() != maillog.File)
+		if errors.Is(err, listener.ErrNoFilter) {
+			log.Warning("%v: running without one", err)
+			return nil
+		}
+		return err
+	}
 	if *postfix {
 		if !writable(statusFd) {
 			log.Fatal("-p: no master(8) status channel on fd %d", statusFd)

@@ -133,7 +133,9 @@ func (s *supervisor) once(sigs chan os.Signal) (outcome int, clean bool, err err
 	if err != nil {
 		return died, false, err
 	}
-	files := []int{devNull(), devNull(), 2, theirs, s.log.Fd()}
+	// Not root's stderr: a terminal there would be the listener's to
+	// inject input into (TIOCSTI).
+	files := []int{devNull(), devNull(), devNull(), theirs, s.log.Fd()}
 	if s.status >= 0 {
 		files = append(files, s.status)
 	}
@@ -204,13 +206,13 @@ var sigs = make(chan os.Signal, 4)
 
 var nullFd = -1
 
-// devNull returns a descriptor open on /dev/null, the listener's stdin
-// and stdout.
+// devNull returns a descriptor open on /dev/null, the listener's stdin,
+// stdout and stderr, or -1 (the descriptor closed in the listener).
 func devNull() int {
 	if nullFd < 0 {
 		fd, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return 2
+			return -1
 		}
 		nullFd = fd
 	}

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"spawnd/ipc"
+	"spawnd/listener"
 )
 
 const (
@@ -81,6 +82,21 @@ var scenarios = map[string]func(svc uint32){
 	// A TCP connection made in a network namespace of the listener's own,
 	// on the service's address and port.
 	"netns": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc), foreign(svc)) },
+	// After start-up, under the real listener's seccomp filter: an exec,
+	// and an open, each of which would leave a file in the state
+	// directory.
+	"execve": func(svc uint32) {
+		hello()
+		sandbox()
+		err := syscall.Exec("/usr/bin/touch", []string{"touch", filepath.Join(state, "escaped.exec")}, nil)
+		note(fmt.Sprintf("execve returned: %v", err))
+	},
+	"open": func(svc uint32) {
+		hello()
+		sandbox()
+		f, err := os.Create(filepath.Join(state, "escaped.open"))
+		note(fmt.Sprintf("open returned: %v %v", f, err))
+	},
 	"garbage": func(svc uint32) {
 		hello()
 		send([]byte("\x00\x01 this is not msgpack \xff\xfe"))
@@ -434,4 +450,10 @@ func netnsHelper(port string) {
 	a, _, err := unix.Accept4(l, 0)
 	must(err)
 	must(unix.Sendmsg(3, []byte{0}, unix.UnixRights(a), nil, 0))
+}
+
+// sandbox confines the process as the real listener is after start-up.
+func sandbox() {
+	must(listener.Harden())
+	must(listener.Sandbox(false))
 }
