@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -35,19 +34,9 @@ var (
 func hostileDir(t *testing.T, scenario, state string, service int) string {
 	t.Helper()
 	real := bin(t)
-	hostileOnce.Do(func() {
-		hostileBin = filepath.Join(real, "hostile-listener")
-		cmd := exec.Command("go", "build", "-o", hostileBin, "./test/hostile-listener")
-		cmd.Dir = moduleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			hostileErr = fmt.Errorf("go build hostile-listener: %v\n%s", err, out)
-		}
-	})
-	if hostileErr != nil {
-		t.Fatal(hostileErr)
-	}
+	hostile := hostileBuild(t)
 	dir := tempDir(t)
-	for src, dst := range map[string]string{filepath.Join(real, "spawnd"): "spawnd", hostileBin: "spawnd-listener"} {
+	for src, dst := range map[string]string{filepath.Join(real, "spawnd"): "spawnd", hostile: "spawnd-listener"} {
 		if err := os.Link(src, filepath.Join(dir, dst)); err != nil {
 			b, err := os.ReadFile(src)
 			if err != nil {
@@ -63,6 +52,25 @@ func hostileDir(t *testing.T, scenario, state string, service int) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// hostileBuild returns test/hostile-listener, built once, beside the real
+// binaries.
+func hostileBuild(t testing.TB) string {
+	t.Helper()
+	real := bin(t)
+	hostileOnce.Do(func() {
+		hostileBin = filepath.Join(real, "hostile-listener")
+		cmd := exec.Command("go", "build", "-o", hostileBin, "./test/hostile-listener")
+		cmd.Dir = moduleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			hostileErr = fmt.Errorf("go build hostile-listener: %v\n%s", err, out)
+		}
+	})
+	if hostileErr != nil {
+		t.Fatal(hostileErr)
+	}
+	return hostileBin
 }
 
 // hostileRun is one spawnd with a hostile listener.
@@ -306,16 +314,11 @@ func TestHostileListenerFlood(t *testing.T) {
 // mode 0700.
 func mustMailOwnerDir(t testing.TB, dir string) {
 	t.Helper()
-	u, err := user.Lookup(mailOwner())
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	owner := lookupIDs(t, mailOwner())
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(dir, uid, gid); err != nil {
+	if err := os.Chown(dir, int(owner.uid), int(owner.gid)); err != nil {
 		t.Fatal(err)
 	}
 }

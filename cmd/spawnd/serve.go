@@ -161,7 +161,7 @@ func chdir(p *policy.Policy, log *maillog.Logger) {
 
 func removeAll(paths []string) {
 	for _, p := range paths {
-		os.Remove(p)
+		removeSocket(p)
 	}
 }
 

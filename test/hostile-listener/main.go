@@ -26,6 +26,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -46,6 +47,10 @@ var (
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "netns-helper" {
 		netnsHelper(os.Args[2])
+		return
+	}
+	if len(os.Args) > 3 && os.Args[1] == "symlink-racer" {
+		racer(os.Args[2], os.Args[3:])
 		return
 	}
 	cfg := readConfig()
@@ -456,4 +461,38 @@ func netnsHelper(port string) {
 func sandbox() {
 	must(listener.Harden())
 	must(listener.Sandbox(false))
+}
+
+// racer is not a listener: run as mail_owner, it watches dir, where
+// spawnd binds unix sockets, and renames a symlink to one of victims over
+// every name created there, the moment it is created; it exits after ten
+// minutes at most.
+func racer(dir string, victims []string) {
+	time.AfterFunc(10*time.Minute, func() { os.Exit(0) })
+	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		os.Exit(1)
+	}
+	if _, err := unix.InotifyAddWatch(ifd, dir, unix.IN_CREATE); err != nil {
+		os.Exit(1)
+	}
+	buf := make([]byte, 64<<10)
+	for i := 0; ; {
+		n, err := unix.Read(ifd, buf)
+		if err != nil {
+			os.Exit(1)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if name == "" || strings.HasPrefix(name, ".swap") {
+				continue
+			}
+			i++
+			tmp := filepath.Join(dir, fmt.Sprintf(".swap%d", i))
+			unix.Symlink(victims[i%len(victims)], tmp)
+			unix.Rename(tmp, filepath.Join(dir, name))
+		}
+	}
 }
