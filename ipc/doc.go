@@ -77,8 +77,10 @@
 // is a stream socket of family inet, inet6 or unix that is not listening
 // (fstat, SO_TYPE, SO_DOMAIN, SO_ACCEPTCONN); then, in the executor, the
 // state allows the kind, the service index is in range, the running
-// commands are below the hard cap, and the service's client_access admits
-// the descriptor's client (policy.Access.Check). Check does all but the
+// commands are below the hard cap, the descriptor is a connection
+// accepted on that service's listening socket in the executor's network
+// namespace (executor/tie.go), and the service's client_access admits the
+// descriptor's client (policy.Access.Check). Check does all but the
 // descriptor and executor checks, and is a pure function: FuzzCheck
 // drives it.
 //

@@ -204,9 +204,26 @@ func TestOpenFileSafely(t *testing.T) {
 	os.Link(target, filepath.Join(dir, "hardlink"))
 	unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600)
 	for _, name := range []string{"symlink", "hardlink", "fifo", "."} {
-		if l, err := Open(filepath.Join(dir, name), "", "spawnd", 2); err == nil {
-			unix.Close(l.Fd())
-			t.Errorf("%s: opened", name)
+		done := make(chan error, 1)
+		go func() {
+			l, err := Open(filepath.Join(dir, name), "", "spawnd", 2)
+			if err == nil {
+				unix.Close(l.Fd())
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: opened", name)
+			}
+		case <-time.After(10 * time.Second):
+			// A reader lets the blocked open go.
+			if fd, err := unix.Open(filepath.Join(dir, name), unix.O_RDONLY|unix.O_NONBLOCK, 0); err == nil {
+				defer unix.Close(fd)
+			}
+			t.Errorf("%s: the open blocked", name)
+			<-done
 		}
 	}
 	os.Remove(filepath.Join(dir, "hardlink"))
