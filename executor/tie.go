@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -42,14 +43,72 @@ func tied(fd int, listening []int, netns uint64) error {
 			continue
 		}
 		family = true
-		if sameAddr(local, la) {
+		if !sameAddr(local, la) {
+			continue
+		}
+		if dom != unix.AF_UNIX {
 			return nil
 		}
+		// The path is a name: the listener may have bound a socket of its
+		// own to it. An accepted socket shares its listener's file.
+		if f, ok := boundFile(fd); ok {
+			if lf, _ := boundFile(l); f == lf {
+				return nil
+			}
+		}
+		return fmt.Errorf("inode: bound to %s, but not by the service's socket", addrText(local))
 	}
 	if !family {
 		return fmt.Errorf("family: family %d type %d is not the service's", dom, typ)
 	}
 	return fmt.Errorf("address: local address %s is not the service's", addrText(local))
+}
+
+// boundFile returns the inode and device of the file a unix socket is
+// bound to (an accepted one: its listening socket's), as sock_diag
+// reports it (UDIAG_SHOW_VFS); ok is false when it has none.
+//
+//tcb:request-path
+func boundFile(fd int) (file [2]uint32, ok bool) {
+	var st unix.Stat_t
+	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil || unix.Fstat(fd, &st) != nil {
+		return file, false
+	}
+	defer unix.Close(nl)
+	// struct nlmsghdr, then struct unix_diag_req: family, protocol, pad,
+	// states (all), inode, show, cookie (none).
+	ne := binary.NativeEndian
+	req := make([]byte, 40)
+	ne.PutUint32(req[0:], 40)
+	ne.PutUint16(req[4:], unix.SOCK_DIAG_BY_FAMILY)
+	ne.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	req[16] = unix.AF_UNIX
+	ne.PutUint32(req[20:], ^uint32(0))
+	ne.PutUint32(req[24:], uint32(st.Ino))
+	ne.PutUint32(req[28:], 2) // UDIAG_SHOW_VFS
+	ne.PutUint64(req[32:], ^uint64(0))
+	buf := make([]byte, 512)
+	if unix.Sendto(nl, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}) != nil {
+		return file, false
+	}
+	n, _, err := unix.Recvfrom(nl, buf, 0)
+	if err != nil || n < 32 || ne.Uint16(buf[4:]) != unix.SOCK_DIAG_BY_FAMILY {
+		return file, false
+	}
+	// Attributes follow struct unix_diag_msg; UNIX_DIAG_VFS (1) is the
+	// inode and the device.
+	for off := 32; off+4 <= n; {
+		l := int(ne.Uint16(buf[off:]))
+		if l < 4 || off+l > n {
+			break
+		}
+		if ne.Uint16(buf[off+2:]) == 1 && l >= 12 {
+			return [2]uint32{ne.Uint32(buf[off+4:]), ne.Uint32(buf[off+8:])}, true
+		}
+		off += (l + 3) &^ 3
+	}
+	return file, false
 }
 
 // sameAddr reports whether a connection's local address a is the

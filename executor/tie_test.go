@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,10 +45,17 @@ func TestTied(t *testing.T) {
 		t.Cleanup(func() { unix.Close(server) })
 		return server, client
 	}
-	ulsn := listen(unix.AF_UNIX, &unix.SockaddrUnix{Name: filepath.Join(t.TempDir(), "s")})
+	upath := filepath.Join(t.TempDir(), "s")
+	ulsn := listen(unix.AF_UNIX, &unix.SockaddrUnix{Name: upath})
+	userver, uclient := conn(ulsn)
+	// Another socket bound to the same path once the first's file is gone.
+	if err := os.Remove(upath); err != nil {
+		t.Fatal(err)
+	}
+	impostor := listen(unix.AF_UNIX, &unix.SockaddrUnix{Name: upath})
+	iserver, _ := conn(impostor)
 	tlsn := listen(unix.AF_INET, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
 	other := listen(unix.AF_INET, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
-	userver, uclient := conn(ulsn)
 	tserver, tclient := conn(tlsn)
 	oserver, _ := conn(other)
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -66,6 +74,7 @@ func TestTied(t *testing.T) {
 		{"tcp accepted", tserver, []int{tlsn}, ""},
 		{"either socket", tserver, []int{ulsn, tlsn}, ""},
 		{"unix client end", uclient, []int{ulsn}, "address"},
+		{"same path, other socket", iserver, []int{ulsn}, "inode"},
 		{"tcp client end", tclient, []int{tlsn}, "address"},
 		{"socket pair", pair[0], []int{ulsn}, "address"},
 		{"other service", oserver, []int{tlsn}, "address"},

@@ -84,6 +84,26 @@ var scenarios = map[string]func(svc uint32){
 		c, _ := connectTo(svc)
 		run(msg(ipc.KindRun, 1, svc), c)
 	},
+	// A socket of its own bound to the unix service's path (private/ is
+	// mail_owner's), and a connection accepted on it: its local address
+	// is the service's path.
+	"rebind": func(svc uint32) {
+		hello()
+		sa, err := unix.Getsockname(listenFds[svc])
+		must(err)
+		path := sa.(*unix.SockaddrUnix).Name
+		must(os.Remove(path))
+		l, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		must(err)
+		must(unix.Bind(l, &unix.SockaddrUnix{Name: path}))
+		must(unix.Listen(l, 1))
+		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		must(err)
+		must(unix.Connect(c, &unix.SockaddrUnix{Name: path}))
+		a, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+		must(err)
+		run(msg(ipc.KindRun, 1, svc), a)
+	},
 	// A TCP connection made in a network namespace of the listener's own,
 	// on the service's address and port.
 	"netns": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc), foreign(svc)) },
