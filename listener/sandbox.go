@@ -131,4 +131,7 @@ var allowedCommon = []uintptr{
 	unix.SYS_RT_SIGRETURN, unix.SYS_RT_SIGACTION, unix.SYS_RT_SIGPROCMASK,
 	unix.SYS_SIGALTSTACK, unix.SYS_RESTART_SYSCALL,
 	unix.SYS_GETPID, unix.SYS_GETTID, unix.SYS_EXIT, unix.SYS_EXIT_GROUP,
+	// The C library, linked through cgo (package policy's os/user and
+	// net): malloc, and the threads pthread_create starts for the runtime.
+	unix.SYS_MPROTECT, unix.SYS_BRK, unix.SYS_MREMAP, unix.SYS_SET_ROBUST_LIST, unix.SYS_RSEQ,
 }
