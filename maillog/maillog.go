@@ -146,10 +146,14 @@ func (l *Logger) Kind() Kind { return l.kind }
 // as the executor, the process master(8) knows.
 func (l *Logger) SetPid(pid int) { l.pid = pid }
 
+// asRoot is read once, at start-up: the listener's seccomp filter has no
+// geteuid.
+var asRoot = os.Geteuid() == 0
+
 // dialPostlog connects to postlogd(8)'s socket at path without following
 // a symbolic link: public/ is mail_owner's to change.
 func dialPostlog(path string) (int, Kind, error) {
-	if os.Geteuid() != 0 {
+	if !asRoot {
 		// The listener: a link there is mail_owner's own, and its seccomp
 		// filter allows no open.
 		fd, _, err := dialSyslog(path)
