@@ -64,6 +64,7 @@ type Executor struct {
 	armed   time.Time
 	cwd     string
 	cg      *cgroups // nil: no cgroup v2, the tree walk (spawn.go)
+	netns   uint64   // the network namespace's cookie (tie.go)
 	sup     supervisor
 }
 
@@ -104,6 +105,7 @@ func New(cfg Config) (*Executor, error) {
 	}
 	e := &Executor{cfg: cfg, cmds: map[int]*command{}, pids: map[int]bool{}, left: map[*command]bool{}}
 	e.cwd, _ = os.Getwd()
+	e.netns = netnsCookie()
 	var err error
 	if e.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -214,9 +216,9 @@ func (e *Executor) receive(s *session, events uint32) {
 
 // check applies the executor's checks, in ipc/doc.go's order: the state
 // allows the kind, the service exists, the running commands are below the
-// hard cap and the service's below its process limit, the service's
-// client_access admits the client of fd. Checks of the passed descriptor
-// against its service go here too.
+// hard cap and the service's below its process limit, the descriptor is
+// a connection accepted on the service's listening socket (tie.go), the
+// service's client_access admits its client.
 //
 //tcb:request-path
 func (e *Executor) check(st state, m *ipc.Message, fd int) error {
@@ -236,6 +238,9 @@ func (e *Executor) check(st state, m *ipc.Message, fd int) error {
 	svc := e.svcs[m.Service]
 	if svc.ProcessLimit > 0 && svc.running >= svc.ProcessLimit {
 		return &ipc.Violation{Check: "limit", Detail: fmt.Sprintf("%s past service %s's process limit of %d", name, svc.Name, svc.ProcessLimit)}
+	}
+	if err := tied(fd, svc.fds, e.netns); err != nil {
+		return &ipc.Violation{Check: "tie", Detail: fmt.Sprintf("%s for service %s: passed socket fails check %v", name, svc.Name, err)}
 	}
 	if err := svc.Access.Check(fd); err != nil {
 		return &ipc.Violation{Check: "access", Detail: fmt.Sprintf("%s for service %s: %v", name, svc.Name, err)}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,6 +39,9 @@ func TestMain(m *testing.M) {
 	if err == nil {
 		testBin = filepath.Join(dir, "executor.test")
 		err = copyFile(os.Args[0], testBin)
+	}
+	if err == nil {
+		err = mkListening(dir)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -123,7 +127,7 @@ func newExecutor(t testing.TB, capacity int, svcs ...*policy.Service) (*Executor
 	t.Cleanup(func() { unix.Close(fd) })
 	cfg := Config{Policy: &policy.Policy{Services: svcs}, Log: maillog.New(fd, maillog.File, "spawnd", 2), Cap: capacity, Status: -1}
 	for range svcs {
-		cfg.Sockets = append(cfg.Sockets, []int{-1})
+		cfg.Sockets = append(cfg.Sockets, []int{lsnUnix, lsnTCP})
 	}
 	e, err := New(cfg)
 	if err != nil {
@@ -224,50 +228,74 @@ func (f *fixture) run(seq uint64, svc uint32, fd int) {
 	}
 }
 
-// unixClient returns a connected unix stream pair: the server end to pass
-// and the client end the test keeps. Both close at cleanup; the server end
-// may be closed earlier.
-func unixClient(t testing.TB) (server, client int) {
-	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
+// The listening sockets every test service has, so that the executor's
+// check that a passed socket was accepted on its service's (tie.go) holds
+// for the clients unixClient and tcpClient make. mkListening opens them.
+var (
+	lsnUnix, lsnTCP = -1, -1
+	lsnMu           sync.Mutex // one connect and accept at a time
+)
+
+// mkListening opens the test services' listening sockets: a unix one in
+// dir and one on an ephemeral loopback port.
+func mkListening(dir string) error {
+	var err error
+	if lsnUnix, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		return err
 	}
-	t.Cleanup(func() { unix.Close(fds[0]); unix.Close(fds[1]) })
-	return fds[0], fds[1]
+	if err = unix.Bind(lsnUnix, &unix.SockaddrUnix{Name: filepath.Join(dir, "service")}); err != nil {
+		return err
+	}
+	if lsnTCP, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		return err
+	}
+	if err = unix.Bind(lsnTCP, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return err
+	}
+	if err = unix.Listen(lsnUnix, 64); err == nil {
+		err = unix.Listen(lsnTCP, 64)
+	}
+	return err
 }
 
-// tcpClient returns an accepted loopback connection (server) and its
-// client end.
-func tcpClient(t testing.TB) (server, client int) {
+// accepted connects a client to the listening socket lsn and returns the
+// accepted end (server, to pass) and the client end. Both close at
+// cleanup; the server end may be closed earlier.
+func accepted(t testing.TB, lsn int) (server, client int) {
 	t.Helper()
-	lsn, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
+	lsnMu.Lock()
+	defer lsnMu.Unlock()
+	sa, err := unix.Getsockname(lsn)
+	if err == nil {
+		client, err = unix.Socket(sockDomain(sa), unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	}
-	defer unix.Close(lsn)
-	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
-	if err := unix.Bind(lsn, lo); err != nil {
-		t.Fatal(err)
+	if err == nil {
+		err = unix.Connect(client, sa)
 	}
-	if err := unix.Listen(lsn, 1); err != nil {
-		t.Fatal(err)
+	if err == nil {
+		server, _, err = unix.Accept4(lsn, unix.SOCK_CLOEXEC)
 	}
-	sa, _ := unix.Getsockname(lsn)
-	client, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Connect(client, sa); err != nil {
-		t.Fatal(err)
-	}
-	server, _, err = unix.Accept4(lsn, unix.SOCK_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(server); unix.Close(client) })
 	return server, client
 }
+
+func sockDomain(sa unix.Sockaddr) int {
+	if _, ok := sa.(*unix.SockaddrUnix); ok {
+		return unix.AF_UNIX
+	}
+	return unix.AF_INET
+}
+
+// unixClient returns an accepted unix stream connection (server) and its
+// client end.
+func unixClient(t testing.TB) (server, client int) { return accepted(t, lsnUnix) }
+
+// tcpClient returns an accepted loopback connection (server) and its
+// client end.
+func tcpClient(t testing.TB) (server, client int) { return accepted(t, lsnTCP) }
 
 // readAll reads the client end until end of file, for at most d.
 func readAll(t testing.TB, fd int, d time.Duration) string {
@@ -888,16 +916,12 @@ func BenchmarkRoundTrip(b *testing.B) {
 	f := start(b, 10, service("/bin/true"))
 	f.hello()
 	for i := 0; b.Loop(); i++ {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		f.run(uint64(i+1), 0, fds[0])
-		unix.Close(fds[0])
+		server, _ := unixClient(b)
+		f.run(uint64(i+1), 0, server)
+		unix.Close(server)
 		if m := f.receive(); m.Kind != ipc.KindExited {
 			b.Fatalf("result %+v", m)
 		}
-		unix.Close(fds[1])
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func OpenSockets(cfg *Config) error {
 		}
 		if err != nil {
 			for _, path := range cfg.Paths {
-				os.Remove(path)
+				removeSocket(path)
 			}
 			cfg.Log.Error("service %s: %v", s.Name, err)
 			return fmt.Errorf("service %s: %w", s.Name, err)
@@ -135,46 +136,113 @@ func listenInet(addr string) (int, error) {
 	return fd, err
 }
 
-// listenUnix creates a unix socket as Postfix does: any stale socket
-// removed, owned by mail_owner, mode 0666; the directory it lives in
-// controls access, and is created (mail_owner, 0700 when private) when
-// missing.
+// listenUnix creates a unix socket: any stale socket removed, mode 0666
+// from the moment it exists, owned by root (the listener gets the
+// descriptor, not the path); the directory it lives in controls access,
+// and is created (mail_owner, 0700 when private, as Postfix has private/)
+// when missing. That directory may be mail_owner's, so root touches
+// nothing in it by path but the bind (openDir), and nothing after it.
 func listenUnix(ep policy.Endpoint, owner policy.Account) (int, error) {
-	dir := filepath.Dir(ep.Address)
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return -1, err
-		}
-		if ep.Private {
-			os.Chmod(dir, 0o700)
-			os.Chown(dir, int(owner.Uid), int(owner.Gid))
-		}
+	dir, name := filepath.Split(ep.Address)
+	dfd, created, err := openDir(dir, true)
+	if err != nil {
+		return -1, err
 	}
-	if st, err := os.Lstat(ep.Address); err == nil {
-		if st.Mode()&os.ModeSocket == 0 {
+	defer unix.Close(dfd)
+	if created && ep.Private {
+		unix.Fchmod(dfd, 0o700)
+		unix.Fchown(dfd, int(owner.Uid), int(owner.Gid))
+	}
+	var st unix.Stat_t
+	if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 			return -1, fmt.Errorf("%s exists and is not a socket", ep.Address)
 		}
-		os.Remove(ep.Address)
+		unix.Unlinkat(dfd, name, 0)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: ep.Address}); err != nil {
+	if err := bind0666(fd, ep.Address); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("bind %s: %w", ep.Address, err)
-	}
-	if err := os.Chown(ep.Address, int(owner.Uid), int(owner.Gid)); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	if err := os.Chmod(ep.Address, 0o666); err != nil {
-		unix.Close(fd)
-		return -1, err
 	}
 	if err := unix.Listen(fd, backlog); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("listen on %s: %w", ep.Address, err)
 	}
 	return fd, nil
+}
+
+// bind0666 binds fd to path with mode 0666. bind(2) applies the umask of
+// the process, 077 here: it runs on a thread with a filesystem context of
+// its own (CLONE_FS) and the umask 0111 there, so no other thread, and no
+// child forked meanwhile, sees the change. The thread stays locked, so it
+// ends with the goroutine, and the runtime starts no thread from it. The
+// path's directories were checked by openDir; bind does not follow its
+// last name.
+func bind0666(fd int, path string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		err := unix.Unshare(unix.CLONE_FS)
+		if err == nil {
+			unix.Umask(0o111)
+			err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// openDir opens the directory path from / one name at a time, creating a
+// missing one (mode 0755 under the umask) when create is set; created
+// reports that the last one was. The directories above it must be
+// root's alone, so that a walk of the path by name (bind) finds the same
+// directory: not writable by others, or sticky and the name root's (and
+// no symlink). Symlinks in the others are the administrator's; the
+// directory itself may be anyone's.
+func openDir(path string, create bool) (fd int, created bool, err error) {
+	fd, err = unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	for _, name := range strings.Split(filepath.Clean(path), "/") {
+		if err != nil || name == "" {
+			continue
+		}
+		var parent, st unix.Stat_t
+		unix.Fstat(fd, &parent)
+		flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+		if parent.Mode&0o022 != 0 {
+			flags |= unix.O_NOFOLLOW
+		}
+		next, oerr := unix.Openat(fd, name, flags, 0)
+		created = oerr == unix.ENOENT && create && unix.Mkdirat(fd, name, 0o755) == nil
+		if created {
+			next, oerr = unix.Openat(fd, name, flags|unix.O_NOFOLLOW, 0)
+		}
+		unix.Close(fd)
+		fd, err = next, oerr
+		if err == nil && (unix.Fstat(fd, &st) != nil || parent.Uid != 0 ||
+			parent.Mode&0o022 != 0 && (parent.Mode&unix.S_ISVTX == 0 || st.Uid != 0)) {
+			unix.Close(fd)
+			err = fmt.Errorf("%s is in a directory not root's alone", name)
+		}
+	}
+	if err != nil {
+		return -1, false, fmt.Errorf("directory %s: %w", path, err)
+	}
+	return fd, created, nil
+}
+
+// removeSocket removes the unix socket path, through its directory's
+// descriptor, if it is still a socket.
+func removeSocket(path string) {
+	dir, name := filepath.Split(path)
+	if dfd, _, err := openDir(dir, false); err == nil {
+		var st unix.Stat_t
+		if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+			unix.Unlinkat(dfd, name, 0)
+		}
+		unix.Close(dfd)
+	}
 }

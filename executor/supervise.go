@@ -133,7 +133,7 @@ func (e *Executor) run() error {
 	}
 	e.cg.close() // what commands left in their cgroups
 	for _, path := range e.cfg.Paths {
-		os.Remove(path)
+		removeSocket(path)
 	}
 	return p.err
 }
@@ -214,7 +214,9 @@ func (e *Executor) startListener() {
 	if err == nil {
 		defer unix.Close(null)
 	}
-	files := []uintptr{uintptr(null), uintptr(null), 2, uintptr(theirs), uintptr(e.cfg.Log.Fd())}
+	// Not root's stderr: a terminal there would be the listener's to
+	// inject input into (TIOCSTI).
+	files := []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(theirs), uintptr(e.cfg.Log.Fd())}
 	if e.cfg.Status >= 0 {
 		files = append(files, uintptr(e.cfg.Status))
 	}
@@ -405,7 +407,7 @@ func (e *Executor) release(svcs []*policy.Service, sockets [][]int) {
 			unix.Close(fd)
 		}
 		if j := slices.Index(e.cfg.Paths, s.Endpoint.Address); j >= 0 && s.Endpoint.Type == policy.Unix {
-			os.Remove(s.Endpoint.Address)
+			removeSocket(s.Endpoint.Address)
 			e.cfg.Paths = slices.Delete(e.cfg.Paths, j, j+1)
 		}
 	}

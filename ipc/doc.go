@@ -92,7 +92,9 @@
 // (fstat, SO_TYPE, SO_DOMAIN, SO_ACCEPTCONN); then, in the executor, the
 // state allows the kind, the service index is in range, the running
 // commands are below the hard cap, the service's below its process limit
-// (0: only the cap), and the service's client_access admits the
+// (0: only the cap), the descriptor is a connection accepted on that
+// service's listening socket in the executor's network namespace
+// (executor/tie.go), and the service's client_access admits the
 // descriptor's client (policy.Access.Check). Check does all but the
 // descriptor and executor checks, and is a pure function: FuzzCheck
 // drives it.

@@ -61,6 +61,9 @@ type Config struct {
 	// sent, which Run logs, and keeps the later ones for the next
 	// listener (spawnd's reload).
 	Leave <-chan struct{}
+	// Sandbox, when not nil, is called once every descriptor is open and
+	// before the first accept (spawnd-listener: the seccomp filter).
+	Sandbox func() error
 }
 
 // Postfix holds what Postfix mode adds: master(8)'s status channel and the
@@ -246,6 +249,11 @@ func (l *listener) serve() error {
 	}
 	if err := l.reconcile(); err != nil {
 		return err
+	}
+	if l.cfg.Sandbox != nil {
+		if err := l.cfg.Sandbox(); err != nil {
+			return err
+		}
 	}
 	err = l.loop()
 	if err == nil {

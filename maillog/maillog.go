@@ -76,7 +76,7 @@ func Open(maillogFile, postlog, ident string, fac int) (*Logger, error) {
 		if std, ok := map[string]int{"/dev/stdout": 1, "/dev/stderr": 2}[maillogFile]; ok {
 			fd, err = unix.FcntlInt(uintptr(std), unix.F_DUPFD_CLOEXEC, 3)
 		} else {
-			fd, err = unix.Open(maillogFile, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+			fd, err = openFile(maillogFile)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open maillog_file %s: %w", maillogFile, err)
@@ -91,6 +91,29 @@ func Open(maillogFile, postlog, ident string, fac int) (*Logger, error) {
 		return nil, fmt.Errorf("dup stderr for logging: %w", err)
 	}
 	return New(fd, File, ident, fac), nil
+}
+
+// openFile opens maillogFile for appending as Postfix's safe_open does:
+// never through a symlink at the last name (O_NOFOLLOW), created only
+// where nothing is (O_EXCL), and only a regular file with one link owned
+// by this process's user, checked on the open descriptor, so that nothing
+// changes between check and use. O_NONBLOCK and O_NOCTTY: a FIFO or a
+// terminal put there neither blocks the open nor becomes root's.
+func openFile(path string) (int, error) {
+	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+	fd, err := unix.Open(path, flags, 0)
+	if err == unix.ENOENT {
+		fd, err = unix.Open(path, flags|unix.O_CREAT|unix.O_EXCL, 0o600)
+	}
+	if err != nil {
+		return -1, err
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || st.Uid != uint32(os.Geteuid()) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("not a regular file with one link, owned by uid %d", os.Geteuid())
+	}
+	return fd, nil
 }
 
 // New returns a logger writing to the open descriptor fd of the given kind.
@@ -123,9 +146,19 @@ func (l *Logger) Kind() Kind { return l.kind }
 // as the executor, the process master(8) knows.
 func (l *Logger) SetPid(pid int) { l.pid = pid }
 
+// asRoot is read once, at start-up: the listener's seccomp filter has no
+// geteuid.
+var asRoot = os.Geteuid() == 0
+
 // dialPostlog connects to postlogd(8)'s socket at path without following
 // a symbolic link: public/ is mail_owner's to change.
 func dialPostlog(path string) (int, Kind, error) {
+	if !asRoot {
+		// The listener: a link there is mail_owner's own, and its seccomp
+		// filter allows no open.
+		fd, _, err := dialSyslog(path)
+		return fd, Postlog, err
+	}
 	at, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
 	if err != nil {
 		return -1, Postlog, err

@@ -190,3 +190,52 @@ func TestPostlog(t *testing.T) {
 		t.Errorf("dial through a symbolic link: %v, want ELOOP", err)
 	}
 }
+
+// TestOpenFileSafely: maillog_file is opened as Postfix's safe_open does:
+// a symlink, a second hard link, a FIFO or a directory at the name is
+// refused (the FIFO without blocking), an absent file is created 0600.
+func TestOpenFileSafely(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(target, filepath.Join(dir, "symlink"))
+	os.Link(target, filepath.Join(dir, "hardlink"))
+	unix.Mkfifo(filepath.Join(dir, "fifo"), 0o600)
+	for _, name := range []string{"symlink", "hardlink", "fifo", "."} {
+		done := make(chan error, 1)
+		go func() {
+			l, err := Open(filepath.Join(dir, name), "", "spawnd", 2)
+			if err == nil {
+				unix.Close(l.Fd())
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: opened", name)
+			}
+		case <-time.After(10 * time.Second):
+			// A reader lets the blocked open go.
+			if fd, err := unix.Open(filepath.Join(dir, name), unix.O_RDONLY|unix.O_NONBLOCK, 0); err == nil {
+				defer unix.Close(fd)
+			}
+			t.Errorf("%s: the open blocked", name)
+			<-done
+		}
+	}
+	os.Remove(filepath.Join(dir, "hardlink"))
+	for _, name := range []string{"target", "new"} {
+		l, err := Open(filepath.Join(dir, name), "", "spawnd", 2)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		unix.Close(l.Fd())
+	}
+	if st, err := os.Stat(filepath.Join(dir, "new")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("new maillog_file: %v %v, want mode 0600", st.Mode(), err)
+	}
+}

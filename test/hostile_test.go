@@ -34,19 +34,9 @@ var (
 func hostileDir(t *testing.T, scenario, state string, service int) string {
 	t.Helper()
 	real := bin(t)
-	hostileOnce.Do(func() {
-		hostileBin = filepath.Join(real, "hostile-listener")
-		cmd := exec.Command("go", "build", "-o", hostileBin, "./test/hostile-listener")
-		cmd.Dir = moduleRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			hostileErr = fmt.Errorf("go build hostile-listener: %v\n%s", err, out)
-		}
-	})
-	if hostileErr != nil {
-		t.Fatal(hostileErr)
-	}
+	hostile := hostileBuild(t)
 	dir := tempDir(t)
-	for src, dst := range map[string]string{filepath.Join(real, "spawnd"): "spawnd", hostileBin: "spawnd-listener"} {
+	for src, dst := range map[string]string{filepath.Join(real, "spawnd"): "spawnd", hostile: "spawnd-listener"} {
 		if err := os.Link(src, filepath.Join(dir, dst)); err != nil {
 			b, err := os.ReadFile(src)
 			if err != nil {
@@ -64,6 +54,25 @@ func hostileDir(t *testing.T, scenario, state string, service int) string {
 	return dir
 }
 
+// hostileBuild returns test/hostile-listener, built once, beside the real
+// binaries.
+func hostileBuild(t testing.TB) string {
+	t.Helper()
+	real := bin(t)
+	hostileOnce.Do(func() {
+		hostileBin = filepath.Join(real, "hostile-listener")
+		cmd := exec.Command("go", "build", "-o", hostileBin, "./test/hostile-listener")
+		cmd.Dir = moduleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			hostileErr = fmt.Errorf("go build hostile-listener: %v\n%s", err, out)
+		}
+	})
+	if hostileErr != nil {
+		t.Fatal(hostileErr)
+	}
+	return hostileBin
+}
+
 // hostileRun is one spawnd with a hostile listener.
 type hostileRun struct {
 	d      *Daemon
@@ -73,10 +82,11 @@ type hostileRun struct {
 	addr   string // service 0's address
 }
 
-// startHostile starts spawnd with five services: 0 leaves a file in marks,
-// with opts (-o options) if any, 1 sleeps (the flood's target, no
+// startHostile starts spawnd with six services: 0 (TCP) leaves a file in
+// marks, with opts (-o options) if any, 1 sleeps (the flood's target, no
 // process limit), 2 is the probe, 3 sleeps with a process limit of 2, 4
-// sleeps with a time limit of 2s.
+// sleeps with a time limit of 2s, 5 (unix, in a private/ that is
+// mail_owner's) leaves a file in marks.
 func startHostile(t *testing.T, scenario string, service int, opts ...string) *hostileRun {
 	return startHostileWrap(t, scenario, service, nil, opts...)
 }
@@ -92,11 +102,16 @@ func startHostileWrap(t *testing.T, scenario string, service int, wrap []string,
 	}
 	script := writeScript(t, tempDir(t), "mark", "touch "+h.marks+"/ran.$$\n")
 	probe, ready := probeService(t)
+	// As in Postfix: the queue directory open to all, private/ mail_owner's.
+	queue := tempDir(t)
+	mustMailOwnerDir(t, filepath.Join(queue, "private"))
 	h.d = StartServe(t, Config{
+		Main: "queue_directory = " + queue,
 		Master: fmt.Sprintf("%s inet n n n - - spawnd %s user=nobody argv=%s\n", h.addr, strings.Join(opts, " "), script) +
 			fmt.Sprintf("%s inet n n n - 0 spawnd user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) + probe +
 			fmt.Sprintf("%s inet n n n - 2 spawnd user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) +
-			fmt.Sprintf("%s inet n n n - 0 spawnd -o command_time_limit=2 user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker),
+			fmt.Sprintf("%s inet n n n - 0 spawnd -o command_time_limit=2 user=nobody argv=/bin/sleep 60.%s\n", loopback(t), h.marker) +
+			fmt.Sprintf("hostile unix - n n - - spawnd user=nobody argv=%s\n", script),
 		Bin:   hostileDir(t, scenario, h.state, service),
 		Ready: []string{ready},
 		Wrap:  wrap,
@@ -161,29 +176,39 @@ func (h *hostileRun) attack(t *testing.T) int {
 	return fds
 }
 
-// hostileCases: scenario, the violation's reason as logged.
-var hostileCases = []struct{ scenario, reason string }{
-	{"garbage", `message is not a msgpack map`},
-	{"oversized", `message over 8192 bytes`},
-	{"truncated", `undecodable message`},
-	{"trailing", `1 bytes after the message`},
-	{"fds0", `run request with 0 descriptors, want 1`},
-	{"fds2", `run request with 2 descriptors, want 1`},
-	{"fds10", `descriptors truncated \(MSG_CTRUNC\)`},
-	{"pipe", `passed descriptor is not a socket`},
-	{"file", `passed descriptor is not a socket`},
-	{"listening", `passed socket is a listening socket`},
-	{"dgram", `passed socket is not a stream socket`},
-	{"unknownservice", `run request for service 99, have 5`},
-	{"runbeforehello", `run request while starting`},
-	{"hellotwice", `hello while serving`},
-	{"hellofd", `hello with 1 descriptors, want 0`},
-	{"seq0", `run request with sequence number 0`},
-	{"extrafield", `run request with fields it may not carry`},
-	{"replyexited", `exited sent in the wrong direction`},
-	{"replywelcome", `welcome sent in the wrong direction`},
-	{"unknownkind", `unknown kind 7`},
-	{"version", `version 3, want 2`},
+// hostileCases: scenario, the violation's reason as logged, and the
+// service attacked when not 0.
+var hostileCases = []struct {
+	scenario, reason string
+	service          int
+}{
+	{"garbage", `message is not a msgpack map`, 0},
+	{"oversized", `message over 8192 bytes`, 0},
+	{"truncated", `undecodable message`, 0},
+	{"trailing", `1 bytes after the message`, 0},
+	{"fds0", `run request with 0 descriptors, want 1`, 0},
+	{"fds2", `run request with 2 descriptors, want 1`, 0},
+	{"fds10", `descriptors truncated \(MSG_CTRUNC\)`, 0},
+	{"pipe", `passed descriptor is not a socket`, 0},
+	{"file", `passed descriptor is not a socket`, 0},
+	{"listening", `passed socket is a listening socket`, 0},
+	{"dgram", `passed socket is not a stream socket`, 0},
+	{"unknownservice", `run request for service 99, have 6`, 0},
+	// Issue 12.2: the client end of the listener's own connection to a
+	// service, a socket of its own bound to a unix service's path, and a
+	// connection from a network namespace of its own.
+	{"clientend", `run request for service \S*hostile: passed socket fails check address: local address .* is not the service.s`, 5},
+	{"rebind", `run request for service \S*hostile: passed socket fails check inode: bound to .*/private/hostile", but not by the service's socket`, 5},
+	{"netns", `run request for service 127.0.0.1:\d+: passed socket fails check netns`, 0},
+	{"runbeforehello", `run request while starting`, 0},
+	{"hellotwice", `hello while serving`, 0},
+	{"hellofd", `hello with 1 descriptors, want 0`, 0},
+	{"seq0", `run request with sequence number 0`, 0},
+	{"extrafield", `run request with fields it may not carry`, 0},
+	{"replyexited", `exited sent in the wrong direction`, 0},
+	{"replywelcome", `welcome sent in the wrong direction`, 0},
+	{"unknownkind", `unknown kind 7`, 0},
+	{"version", `version 3, want 2`, 0},
 }
 
 // TestHostileListener: every scenario of hostileCases against its own
@@ -196,7 +221,7 @@ func TestHostileListener(t *testing.T) {
 			t.Parallel()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			h := startHostile(t, c.scenario, 0)
+			h := startHostile(t, c.scenario, c.service)
 			pid := h.d.Pid()
 			before := h.attack(t)
 			re := `warning: listener protocol violation: .*` + c.reason
@@ -291,5 +316,18 @@ func TestHostileListenerFlood(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(h.marks); len(ents) > 0 {
 		t.Errorf("the other service's command ran: %v", ents)
+	}
+}
+
+// mustMailOwnerDir creates dir as Postfix has its private/: mail_owner's,
+// mode 0700.
+func mustMailOwnerDir(t testing.TB, dir string) {
+	t.Helper()
+	owner := lookupIDs(t, mailOwner())
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, int(owner.uid), int(owner.gid)); err != nil {
+		t.Fatal(err)
 	}
 }

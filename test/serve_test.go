@@ -59,7 +59,9 @@ func TestServeEchoTCP(t *testing.T) {
 // TestServeEchoUnix: /bin/echo over unix sockets named three ways: an
 // absolute path, a name under $queue_directory/private/ (private column
 // -) and one under $queue_directory/public/ (private n). Each socket is
-// owned by mail_owner with mode 0666, private/ is 0700 mail_owner.
+// root's with mode 0666 from its bind on (the listener has the
+// descriptor; a chown by path would follow a symlink mail_owner put in
+// private/, issue 12.1), private/ is 0700 mail_owner.
 func TestServeEchoUnix(t *testing.T) {
 	requireRoot(t)
 	t.Parallel()
@@ -88,8 +90,8 @@ func TestServeEchoUnix(t *testing.T) {
 			continue
 		}
 		sys := st.Sys().(*syscall.Stat_t)
-		if st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o666 || sys.Uid != owner.uid || sys.Gid != owner.gid {
-			t.Errorf("%s: mode %v owner %d:%d, want a socket 0666 %d:%d", c.path, st.Mode(), sys.Uid, sys.Gid, owner.uid, owner.gid)
+		if st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o666 || sys.Uid != 0 {
+			t.Errorf("%s: mode %v owner %d:%d, want a socket 0666 root's", c.path, st.Mode(), sys.Uid, sys.Gid)
 		}
 	}
 	st, err := os.Stat(filepath.Join(queue, "private"))

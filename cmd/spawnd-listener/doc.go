@@ -105,8 +105,16 @@
 // writes client data. Which services exist, their limits and its
 // descriptors it learns from the executor. The executor treats every
 // message from it as hostile: a request that is malformed, carries other
-// than one connected stream socket, names an unknown service or exceeds
-// the executor's hard cap is refused and the listener is killed. Nothing
+// than one connection accepted on the service it names, names an unknown
+// service or exceeds the executor's hard cap is refused and the listener
+// is killed. It runs in a session of its own with /dev/null as standard
+// input, output and error; it makes itself non-dumpable (no ptrace or core
+// dump by other processes of mail_owner) and sets no_new_privs first
+// thing, and once it holds its descriptors, before its first accept, it
+// installs a seccomp filter on every thread that kills it for any system
+// call beyond those it needs: it cannot execute a program, open a file,
+// create a process or make a socket (but, when it logs to syslog, a unix
+// socket to dial the syslog daemon again). Nothing
 // the listener sends can change which program runs, with which arguments,
 // as whom, or for how long. The listener keeps under the cap itself and
 // closes its copy of every client descriptor after passing it, sent or

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/signal"
 	"runtime"
@@ -20,6 +21,9 @@ func main() {
 	// threads. With one P, and the heap's collection floor at 1 MiB
 	// instead of 4 (see spawnd's main), the listener used less CPU per
 	// connection and 2 MiB less memory (bench/README.md, Performance).
+	// Before anything else: other processes of mail_owner may not trace
+	// or dump it from here on.
+	hardened := listener.Harden()
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(25)
 	for _, fd := range []int{ipc.PairFd, ipc.LogFd, ipc.StatusFd} {
@@ -33,8 +37,20 @@ func main() {
 	if typ, err := unix.GetsockoptInt(ipc.PairFd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_SEQPACKET {
 		log.Fatal("no socket pair to the executor on fd %d", ipc.PairFd)
 	}
+	if hardened != nil {
+		log.Fatal("%v", hardened)
+	}
 	cfg := listener.Config{Pair: ipc.PairFd, Log: log,
 		Stop: onSignal(syscall.SIGTERM, syscall.SIGINT), Leave: onSignal(syscall.SIGUSR1)}
+	// Once Welcome has named the log's kind: a socket may need a redial.
+	cfg.Sandbox = func() error {
+		err := listener.Sandbox(log.Kind() != maillog.File)
+		if errors.Is(err, listener.ErrNoFilter) {
+			log.Warning("%v: running without one", err)
+			return nil
+		}
+		return err
+	}
 	if err := listener.Run(cfg); err != nil {
 		log.Fatal("%v", err)
 	}

@@ -140,8 +140,11 @@
 // on all addresses. A unix service listens on an absolute path, or on
 // $queue_directory/private/NAME (private y or -) or
 // $queue_directory/public/NAME (private n). The executor removes a stale
-// socket and creates the new one owned by mail_owner with mode 0666, as
-// Postfix does: the directory controls access. The unpriv and chroot
+// socket and creates the new one with mode 0666 from its bind, owned by
+// root (the listener gets the descriptor), without following a symlink
+// in the socket's directory, which may be mail_owner's; the directories
+// above it must be root's alone. The directory controls access, as in
+// Postfix. The unpriv and chroot
 // columns must be n. The maxproc column is the service's concurrency limit
 // (- means $default_process_limit; 0 means no limit but the executor's own
 // hard cap); connections beyond it wait in the listen queue. -o name=value
@@ -374,7 +377,9 @@
 //   - mail_owner (postfix): The user the listener runs as.
 //   - maillog_file (empty): When set, log to this file (or /dev/stdout or
 //     /dev/stderr) instead of syslog. Standalone, the executor opens it as
-//     root; in Postfix mode, postlogd(8) writes it.
+//     root, as Postfix's safe_open does: never through a symlink, and only
+//     a regular file with one link, owned by root; in Postfix mode,
+//     postlogd(8) writes it.
 //   - max_idle (100s): In Postfix mode, exit after this long with nothing
 //     running.
 //   - max_use (100): In Postfix mode, exit after this many connections

@@ -27,10 +27,12 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"spawnd/ipc"
+	"spawnd/listener"
 )
 
 const (
@@ -38,9 +40,20 @@ const (
 	listenFd = 5
 )
 
-var state string
+var (
+	state     string
+	listenFds []int // per service, its first listening fd
+)
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "netns-helper" {
+		netnsHelper(os.Args[2])
+		return
+	}
+	if len(os.Args) > 3 && os.Args[1] == "symlink-racer" {
+		racer(os.Args[2], os.Args[3:])
+		return
+	}
 	cfg := readConfig()
 	state = cfg["state"]
 	svc, _ := strconv.Atoi(cfg["service"])
@@ -62,7 +75,54 @@ func main() {
 // scenarios: each breaks the protocol once, after waiting for the test.
 var scenarios = map[string]func(svc uint32){
 	// An honest Run: the control that shows a command would have run.
-	"honest": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc), sock()) },
+	"honest": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc), accepted(svc)) },
+	// The client end of a connection the listener makes to the service
+	// itself: the command would see the listener's connection as its
+	// client, with the executor's credentials (SO_PEERCRED) on the other
+	// end of the socket the listener would hold.
+	"clientend": func(svc uint32) {
+		hello()
+		c, _ := connectTo(svc)
+		run(msg(ipc.KindRun, 1, svc), c)
+	},
+	// A socket of its own bound to the unix service's path (private/ is
+	// mail_owner's), and a connection accepted on it: its local address
+	// is the service's path.
+	"rebind": func(svc uint32) {
+		hello()
+		sa, err := unix.Getsockname(listenFds[svc])
+		must(err)
+		path := sa.(*unix.SockaddrUnix).Name
+		must(os.Remove(path))
+		l, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		must(err)
+		must(unix.Bind(l, &unix.SockaddrUnix{Name: path}))
+		must(unix.Listen(l, 1))
+		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		must(err)
+		must(unix.Connect(c, &unix.SockaddrUnix{Name: path}))
+		a, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+		must(err)
+		run(msg(ipc.KindRun, 1, svc), a)
+	},
+	// A TCP connection made in a network namespace of the listener's own,
+	// on the service's address and port.
+	"netns": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc), foreign(svc)) },
+	// After start-up, under the real listener's seccomp filter: an exec,
+	// and an open, each of which would leave a file in the state
+	// directory.
+	"execve": func(svc uint32) {
+		hello()
+		sandbox()
+		err := syscall.Exec("/usr/bin/touch", []string{"touch", filepath.Join(state, "escaped.exec")}, nil)
+		note(fmt.Sprintf("execve returned: %v", err))
+	},
+	"open": func(svc uint32) {
+		hello()
+		sandbox()
+		f, err := os.Create(filepath.Join(state, "escaped.open"))
+		note(fmt.Sprintf("open returned: %v %v", f, err))
+	},
 	"garbage": func(svc uint32) {
 		hello()
 		send([]byte("\x00\x01 this is not msgpack \xff\xfe"))
@@ -194,7 +254,7 @@ var scenarios = map[string]func(svc uint32){
 	// executor receives a new descriptor for each.
 	"flood": func(svc uint32) {
 		hello()
-		fd := sock()
+		fd := accepted(svc)
 		for seq := uint64(1); ; seq++ {
 			if err := sendMsg(mustEncode(msg(ipc.KindRun, seq, svc)), fd); err != nil {
 				note(fmt.Sprintf("flood: %d sent: %v", seq-1, err))
@@ -234,10 +294,12 @@ func welcome() {
 	}
 	welcomed = m
 	for i := uint32(0); i < m.Services; i++ {
-		if s := receive(); s == nil || s.Kind != ipc.KindService {
+		s := receive()
+		if s == nil || s.Kind != ipc.KindService {
 			note("no service")
 			os.Exit(1)
 		}
+		listenFds = append(listenFds, int(s.Fd))
 	}
 	note("ready")
 }
@@ -363,4 +425,144 @@ func readConfig() map[string]string {
 		cfg[k] = strings.TrimSpace(v)
 	}
 	return cfg
+}
+
+// connectTo connects a new socket to service svc's listening address and
+// returns it with the listening fd.
+func connectTo(svc uint32) (client, lfd int) {
+	lfd = listenFds[svc]
+	sa, err := unix.Getsockname(lfd)
+	must(err)
+	dom, err := unix.GetsockoptInt(lfd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	must(err)
+	if a, ok := sa.(*unix.SockaddrInet6); ok && a.Addr == [16]byte{} {
+		a.Addr[15] = 1 // ::1 for the wildcard
+	}
+	if a, ok := sa.(*unix.SockaddrInet4); ok && a.Addr == [4]byte{} {
+		a.Addr = [4]byte{127, 0, 0, 1}
+	}
+	client, err = unix.Socket(dom, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	must(err)
+	must(unix.Connect(client, sa))
+	return client, lfd
+}
+
+// accepted returns an honest client descriptor for service svc: a
+// connection to it, accepted on its listening socket, as the real
+// listener passes. The client end stays open.
+func accepted(svc uint32) int {
+	_, lfd := connectTo(svc)
+	must(unix.SetNonblock(lfd, false))
+	fd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+	must(err)
+	return fd
+}
+
+// foreign returns a TCP connection accepted in a new user and network
+// namespace, on service svc's address and port there, from a child that
+// sends it back over a socket pair.
+func foreign(svc uint32) int {
+	sa, err := unix.Getsockname(listenFds[svc])
+	must(err)
+	port := 0
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		port = a.Port
+	case *unix.SockaddrInet6:
+		port = a.Port
+	}
+	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	must(err)
+	self, _ := os.Executable()
+	uid, gid := os.Getuid(), os.Getgid()
+	pid, err := syscall.ForkExec(self, []string{self, "netns-helper", strconv.Itoa(port)}, &syscall.ProcAttr{
+		Files: []uintptr{0, 1, 2, uintptr(p[1])},
+		Sys: &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNET,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}},
+	})
+	must(err)
+	unix.Close(p[1])
+	buf := make([]byte, 16)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(p[0], buf, oob, 0)
+	must(err)
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	must(err)
+	if len(msgs) != 1 {
+		note("netns: no descriptor from the helper")
+		os.Exit(1)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	must(err)
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+	note("netns: got a connection to 127.0.0.1 port " + strconv.Itoa(port) + " from another network namespace")
+	return fds[0]
+}
+
+// netnsHelper runs in the new namespaces: it brings the loopback up,
+// listens on 127.0.0.1:port, connects to it, and sends the accepted end to
+// fd 3.
+func netnsHelper(port string) {
+	state = readConfig()["state"]
+	n, _ := strconv.Atoi(port)
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	must(err)
+	ifr, err := unix.NewIfreq("lo")
+	must(err)
+	must(unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr))
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	must(unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr))
+	sa := &unix.SockaddrInet4{Port: n, Addr: [4]byte{127, 0, 0, 1}}
+	l, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	must(err)
+	must(unix.Bind(l, sa))
+	must(unix.Listen(l, 1))
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	must(err)
+	must(unix.Connect(c, sa))
+	a, _, err := unix.Accept4(l, 0)
+	must(err)
+	must(unix.Sendmsg(3, []byte{0}, unix.UnixRights(a), nil, 0))
+}
+
+// sandbox confines the process as the real listener is after start-up.
+func sandbox() {
+	must(listener.Harden())
+	must(listener.Sandbox(false))
+}
+
+// racer is not a listener: run as mail_owner, it watches dir, where
+// spawnd binds unix sockets, and renames a symlink to one of victims over
+// every name created there, the moment it is created; it exits after ten
+// minutes at most.
+func racer(dir string, victims []string) {
+	time.AfterFunc(10*time.Minute, func() { os.Exit(0) })
+	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		os.Exit(1)
+	}
+	if _, err := unix.InotifyAddWatch(ifd, dir, unix.IN_CREATE); err != nil {
+		os.Exit(1)
+	}
+	buf := make([]byte, 64<<10)
+	for i := 0; ; {
+		n, err := unix.Read(ifd, buf)
+		if err != nil {
+			os.Exit(1)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			if name == "" || strings.HasPrefix(name, ".swap") {
+				continue
+			}
+			i++
+			tmp := filepath.Join(dir, fmt.Sprintf(".swap%d", i))
+			unix.Symlink(victims[i%len(victims)], tmp)
+			unix.Rename(tmp, filepath.Join(dir, name))
+		}
+	}
 }

@@ -1,0 +1,7 @@
+package listener
+
+import "golang.org/x/sys/unix"
+
+const sandboxArch = unix.AUDIT_ARCH_AARCH64
+
+var allowed = allowedCommon
