@@ -255,15 +255,11 @@ func (c *conf) expand(b *strings.Builder, s string, lv int, active map[string]bo
 // chosen is expanded; a name chooses by whether its value, unexpanded,
 // is empty.
 func (c *conf) macro(b *strings.Builder, e string, lv int, active map[string]bool) (int, error) {
-	var name, set, rest string
-	var err error
 	t := strings.TrimLeft(e, macroSpaces)
-	rel := strings.HasPrefix(t, "{")
+	name, rest := t[:nameLen(t)], strings.TrimLeft(t[nameLen(t):], macroSpaces)
+	set, rel, err := c.vals[name], strings.HasPrefix(t, "{"), error(nil)
 	if rel {
 		set, rest, err = c.relational(t, active)
-	} else {
-		name, rest = t[:nameLen(t)], strings.TrimLeft(t[nameLen(t):], macroSpaces)
-		set = c.vals[name]
 	}
 	switch {
 	case err == nil && rest != "" && rest[0] != '?' && rest[0] != ':':
@@ -323,15 +319,13 @@ func (c *conf) relational(t string, active map[string]bool) (string, string, err
 		!strings.HasPrefix(strings.TrimLeft(t[n+len(suffix):], macroSpaces), "{")) {
 		err = fmt.Errorf("bad relational expression at: %q", t)
 	}
-	var x, y string
-	if err == nil {
-		x, err = c.top(left, active)
+	if err != nil {
+		return "", "", err
 	}
-	if err == nil {
-		y, err = c.top(right, active)
-	}
-	d, err2 := compare(x, y, suffix != "")
-	if err = cmp.Or(err, err2); err != nil {
+	x, err := c.top(left, active) // both, as Postfix does
+	y, err2 := c.top(right, active)
+	d, err3 := compare(x, y, suffix != "")
+	if err = cmp.Or(err, err2, err3); err != nil {
 		return "", "", err
 	}
 	return map[bool]string{true: "true"}[relops[op][d+1] == '1'], rest, nil

@@ -332,8 +332,12 @@
 //
 // # Configuration parameters
 //
-// Set in main.cf, with Postfix's syntax ($name and ${name} expansion, time
-// units s, m, h, d and w), or per service with -o name=value in master.cf.
+// Set in main.cf, with Postfix 3.7's syntax (its whole expansion grammar,
+// as postconf -x resolves it: $name, ${name?{a}:{b}}, relational
+// ${{a} == {b}?{x}:{y}} and the rest; time units s, m, h, d and w), or per
+// service with -o name=value in master.cf. spawnd sets $service_name,
+// $process_name (spawnd) and $process_id (its pid), so -o
+// syslog_name=postfix/$service_name works as for any Postfix daemon.
 // The client_ parameters can also be set for one service in main.cf as
 // <service>_client_access and so on.
 // A change takes a restart: SIGHUP in standalone mode, postfix reload
@@ -387,8 +391,10 @@
 //   - queue_directory (/var/spool/postfix): The base of relative unix
 //     socket names, and the commands' working directory.
 //   - syslog_facility (mail): The syslog facility.
-//   - syslog_name (postfix): The first part of the log ident,
-//     $syslog_name/spawnd.
+//   - multi_instance_name (empty): The Postfix instance's name, the
+//     default syslog_name when set.
+//   - syslog_name (${multi_instance_name?{$multi_instance_name}:{postfix}}): The
+//     first part of the log ident, $syslog_name/spawnd.
 //
 // # Files
 //

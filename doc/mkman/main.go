@@ -10,7 +10,7 @@
 // The mapping: the text before the first heading opens DESCRIPTION; a
 // heading "# Command attributes" becomes .SH "COMMAND ATTRIBUTES"; a
 // paragraph becomes .PP; a code block is set unfilled and indented; a list
-// item "TERM: text", where TERM is at most 64 characters, becomes a .TP
+// item "TERM: text", where TERM is at most 80 characters, becomes a .TP
 // entry with TERM in bold, any other list item a bullet.
 package main
 
@@ -111,7 +111,7 @@ func (b *buffer) para() {
 	b.atSection = false
 }
 
-var term = regexp.MustCompile(`(?s)^(.{1,64}?): (.*)$`)
+var term = regexp.MustCompile(`(?s)^(.{1,80}?): (.*)$`)
 
 func block(b *buffer, blk comment.Block) {
 	switch blk := blk.(type) {
