@@ -208,7 +208,7 @@ var scenarios = map[string]func(svc uint32){
 	// Runs past the service's process limit (the executor's own check).
 	"overlimit": func(svc uint32) {
 		hello()
-		fd := sock()
+		fd := accepted(svc)
 		for seq := uint64(1); seq <= 3; seq++ {
 			run(msg(ipc.KindRun, seq, svc), fd)
 		}
@@ -227,7 +227,7 @@ var scenarios = map[string]func(svc uint32){
 	// its time limit.
 	"capflood": func(svc uint32) {
 		hello()
-		fd := sock()
+		fd := accepted(svc)
 		seq := uint64(0)
 		for ; seq < uint64(welcomed.Cap); seq++ {
 			run(msg(ipc.KindRun, seq+1, svc), fd)
@@ -366,8 +366,8 @@ func sendMsg(b []byte, fds ...int) error {
 	return unix.Sendmsg(pairFd, b, oob, nil, 0)
 }
 
-// sock returns one end of a new stream socketpair: the kind of descriptor
-// an honest Run carries.
+// sock returns one end of a new stream socketpair: a stream socket, as
+// ipc's checks want, that no service accepted (tie.go refuses it).
 func sock() int {
 	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	must(err)
