@@ -73,6 +73,7 @@ type entry struct {
 	*policy.Service
 	argv    []string // what its children exec (commandLine)
 	fds     []int    // its listening sockets
+	lsn     []lsock  // what they are, for tied
 	running int      // its running commands
 }
 
@@ -122,7 +123,7 @@ func New(cfg Config) (*Executor, error) {
 func (e *Executor) services(p *policy.Policy, sockets [][]int) []*entry {
 	svcs := make([]*entry, len(p.Services))
 	for i, s := range p.Services {
-		svcs[i] = &entry{Service: s, argv: commandLine(e.cfg.Self, s), fds: sockets[i]}
+		svcs[i] = &entry{Service: s, argv: commandLine(e.cfg.Self, s), fds: sockets[i], lsn: listening(sockets[i])}
 	}
 	return svcs
 }
@@ -239,7 +240,7 @@ func (e *Executor) check(st state, m *ipc.Message, fd int) error {
 	if svc.ProcessLimit > 0 && svc.running >= svc.ProcessLimit {
 		return &ipc.Violation{Check: "limit", Detail: fmt.Sprintf("%s past service %s's process limit of %d", name, svc.Name, svc.ProcessLimit)}
 	}
-	if err := tied(fd, svc.fds, e.netns); err != nil {
+	if err := tied(fd, svc.lsn, e.netns); err != nil {
 		return &ipc.Violation{Check: "tie", Detail: fmt.Sprintf("%s for service %s: passed socket fails check %v", name, svc.Name, err)}
 	}
 	if err := svc.Access.Check(fd); err != nil {
@@ -444,36 +445,7 @@ func (d *deadlines) Pop() any {
 // clip bounds a text field so that every message fits ipc.MaxMessage.
 //
 //tcb:request-path
-func clip(s string) string {
-	const max = 300
-	if len(s) > max {
-		return s[:max]
-	}
-	return s
-}
-
-// Running returns how many commands of the current services are running.
-func (e *Executor) Running() int { return int(e.running.Load()) }
-
-// Serve speaks the protocol with one listener over conn until the listener
-// goes (end of file: it returns nil), breaks the protocol (it logs one
-// warning, closes every fd the message carried and returns the
-// *ipc.Violation) or stops reading what it is sent. It shuts conn down and
-// does not close it. Commands keep running after Serve returns, and are
-// reaped by the next Serve or Drain; results that could not be delivered
-// are kept and sent with Seq 0 to the next listener after its Hello,
-// Welcome and Service messages. Run serves the listeners it starts; Serve
-// is for a listener started otherwise.
-func (e *Executor) Serve(conn *ipc.Conn) error {
-	s := e.attach(conn)
-	e.loop(func() bool { return s.ended })
-	return s.err
-}
-
-// Drain serves until no command is running.
-func (e *Executor) Drain() {
-	e.loop(func() bool { return len(e.cmds) == 0 })
-}
+func clip(s string) string { return s[:min(len(s), 300)] }
 
 // Terminate sends SIGTERM to the process group of every running command
 // (postfix stop: master(8) signals only its own process group).

@@ -7,19 +7,40 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// lsock is what tied compares a passed socket with: one of a service's
+// listening sockets, read once when the service's entry is made (they do
+// not change), not on every request.
+type lsock struct {
+	dom, typ int
+	addr     unix.Sockaddr // nil: unreadable, matches nothing
+	file     [2]uint32     // unix: the file it is bound to (boundFile)
+}
+
+// listening reads the family, type, address and bound file of each of fds.
+func listening(fds []int) []lsock {
+	ls := make([]lsock, len(fds))
+	for i, l := range fds {
+		ls[i].dom, _ = unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_DOMAIN)
+		ls[i].typ, _ = unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_TYPE)
+		ls[i].addr, _ = unix.Getsockname(l)
+		ls[i].file, _ = boundFile(l) // none for inet: zero
+	}
+	return ls
+}
+
 // tied returns nil when fd, a stream socket the listener passed for a
 // service (ipc.CheckSocket has passed it), is a connection accepted on that
-// service: its family and type are those of one of listening (the
-// service's listening sockets, the executor's own copies), it is connected,
-// its local address is that socket's (unix: the path; inet: the port, and
-// the address unless it listens on all addresses), and it lives in netns,
-// the executor's network namespace (0: the kernel cannot tell, before
-// 5.14). Else it names the check that failed. So a listener cannot pass the
+// service: its family and type are those of one of ls (the service's
+// listening sockets, the executor's own copies), it is connected, its
+// local address is that socket's (unix: the path; inet: the port, and the
+// address unless it listens on all addresses), and it lives in netns, the
+// executor's network namespace (0: the kernel cannot tell, before 5.14).
+// Else it names the check that failed. So a listener cannot pass the
 // client end of a connection it made, to a service or elsewhere, nor a
 // socket of a network namespace it made.
 //
 //tcb:request-path
-func tied(fd int, listening []int, netns uint64) error {
+func tied(fd int, ls []lsock, netns uint64) error {
 	dom, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	typ, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	local, err3 := unix.Getsockname(fd)
@@ -35,15 +56,12 @@ func tied(fd int, listening []int, netns uint64) error {
 		}
 	}
 	family := false
-	for _, l := range listening {
-		ld, _ := unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_DOMAIN)
-		lt, _ := unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_TYPE)
-		la, err := unix.Getsockname(l)
-		if ld != dom || lt != typ || err != nil {
+	for _, l := range ls {
+		if l.dom != dom || l.typ != typ || l.addr == nil {
 			continue
 		}
 		family = true
-		if !sameAddr(local, la) {
+		if !sameAddr(local, l.addr) {
 			continue
 		}
 		if dom != unix.AF_UNIX {
@@ -51,10 +69,8 @@ func tied(fd int, listening []int, netns uint64) error {
 		}
 		// The path is a name: the listener may have bound a socket of its
 		// own to it. An accepted socket shares its listener's file.
-		if f, ok := boundFile(fd); ok {
-			if lf, _ := boundFile(l); f == lf {
-				return nil
-			}
+		if f, ok := boundFile(fd); ok && f == l.file {
+			return nil
 		}
 		return fmt.Errorf("inode: bound to %s, but not by the service's socket", addrText(local))
 	}

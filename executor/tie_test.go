@@ -86,7 +86,7 @@ func TestTied(t *testing.T) {
 		if c.name == "other netns" {
 			cookie = ns + 1
 		}
-		err := tied(c.fd, c.listening, cookie)
+		err := tied(c.fd, listening(c.listening), cookie)
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want+":")) {
 			t.Errorf("%s: got %v, want check %q", c.name, err, c.want)
 		}
