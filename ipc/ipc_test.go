@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
@@ -131,6 +132,11 @@ func hostile(t testing.TB) []struct {
 		{"array header as seq", []byte("\x84\xa1v\x01\xa1k\x02\xa1q\xdd\xdd\xdd\xdd\xdd\x1b\xa1s\xff"), 1, "decode"},
 		{"map header as service", []byte{0x84, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'q', 0x01, 0xa1, 's', 0xdf, 0xff, 0xff, 0xff, 0xff}, 1, "decode"},
 		{"duplicate key", []byte{0x84, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'q', 0x01, 0xa1, 'q', 0x02}, 1, "decode"},
+		{"duplicate version", []byte{0x83, 0xa1, 'v', 0x02, 0xa1, 'k', 0x01, 0xa1, 'v', 0x02}, 0, "decode"},
+		{"integer key", []byte{0x83, 0xa1, 'v', 0x02, 0xa1, 'k', 0x01, 0x01, 0x01}, 0, "decode"},
+		{"two-letter key", []byte{0x83, 0xa1, 'v', 0x02, 0xa1, 'k', 0x01, 0xa2, 'v', 'k', 0x01}, 0, "decode"},
+		{"empty key", []byte{0x83, 0xa1, 'v', 0x02, 0xa1, 'k', 0x01, 0xa0, 0x01}, 0, "decode"},
+		{"a second map after the message", append(mustEncode(t, &Message{Kind: KindHello}), 0x80), 0, "decode"},
 		{"map length beyond data", []byte{0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'v', 0x01}, 1, "decode"},
 		{"huge string header", []byte{0x83, 0xa1, 'v', 0x01, 0xa1, 'k', 0x02, 0xa1, 'e', 0xdb, 0xff, 0xff, 0xff, 0xff}, 1, "decode"},
 		{"version 1", raw(t, map[string]any{"v": 1, "k": 2, "q": 1}), 1, "version"},
@@ -402,5 +408,142 @@ func TestRightsClosesOnError(t *testing.T) {
 	}
 	for _, fd := range fds {
 		unix.Close(fd)
+	}
+}
+
+// wire is every key of the wire form with its type ('i' integer, 's'
+// string, 'b' bool) and, for an integer, the largest value Decode takes
+// (the smallest is 0). It is written out here, apart from the code, so
+// that the decoder is held to it.
+var wire = []struct {
+	key string
+	typ byte
+	max uint64
+}{
+	{"v", 'i', 255}, {"k", 'i', 255}, {"q", 'i', 1<<63 - 1}, {"s", 'i', 1<<32 - 1},
+	{"n", 'i', 1<<32 - 1}, {"m", 'i', 1<<32 - 1}, {"I", 's', 0}, {"F", 'i', 23},
+	{"V", 'b', 0}, {"L", 's', 0}, {"H", 's', 0}, {"P", 'b', 0}, {"G", 'i', 1<<32 - 1},
+	{"U", 'i', 1<<31 - 1}, {"T", 'i', 1<<31 - 1}, {"a", 's', 0}, {"c", 's', 0},
+	{"l", 'i', 1<<32 - 1}, {"f", 'i', 1<<31 - 1}, {"d", 'i', 1<<32 - 1},
+	{"r", 'i', 1<<32 - 1}, {"w", 's', 0}, {"i", 'i', 1<<31 - 1}, {"o", 'i', 1<<31 - 1},
+	{"y", 'i', 1<<31 - 1}, {"p", 'i', 1<<31 - 1}, {"x", 'i', 255}, {"g", 'i', 127},
+	{"t", 'b', 0}, {"u", 'i', 1<<63 - 1}, {"e", 's', 0},
+}
+
+// field returns the field of m whose msgpack key is key.
+func field(t *testing.T, m *Message, key string) reflect.Value {
+	t.Helper()
+	v := reflect.ValueOf(m).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if k, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("msgpack"), ","); k == key {
+			return v.Field(i)
+		}
+	}
+	t.Fatalf("no field has key %q", key)
+	return reflect.Value{}
+}
+
+// TestDecodeFields: every key takes a value of its type within its range,
+// in any of msgpack's integer encodings, and nothing else: not another
+// type, not a value outside the range, not a container (whose header
+// would be allocated), and the refusal names the key.
+func TestDecodeFields(t *testing.T) {
+	if n := reflect.TypeOf(Message{}).NumField(); n != len(wire) {
+		t.Fatalf("Message has %d fields, the test knows %d", n, len(wire))
+	}
+	one := func(key string, value []byte) []byte {
+		return append(append([]byte{0x81}, raw(t, key)...), value...)
+	}
+	for _, w := range wire {
+		var good, bad [][]byte
+		switch w.typ {
+		case 'i':
+			good = [][]byte{{0x00}, {0x01}, {0xcc, 0x01}, {0xd0, 0x01}, {0xd3, 0, 0, 0, 0, 0, 0, 0, 0x01}, raw(t, w.max)}
+			bad = [][]byte{{0xff}, {0xd0, 0xff}, {0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+				{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, raw(t, w.max+1), {0xc0}, {0xc3},
+				raw(t, "1"), raw(t, 1.0), raw(t, float32(1)), {0x91, 0x01}, {0x81, 0xa1, 'v', 0x01},
+				{0xdd, 0xff, 0xff, 0xff, 0xff}, {0xdf, 0xff, 0xff, 0xff, 0xff}, {0xc4, 0x01, 0x01}, {0xd4, 0x01, 0x01}}
+		case 's':
+			good = [][]byte{raw(t, "x"), raw(t, strings.Repeat("y", 300))}
+			bad = [][]byte{{0x01}, {0xc3}, {0x91, 0xa1, 'x'}, {0xdb, 0xff, 0xff, 0xff, 0xff}, raw(t, 1.5)}
+		case 'b':
+			good = [][]byte{{0xc3}, {0xc2}}
+			bad = [][]byte{{0x01}, {0x00}, raw(t, "true"), {0x91, 0xc3}}
+		}
+		for _, b := range good {
+			m, err := Decode(one(w.key, b))
+			if err != nil {
+				t.Errorf("key %q, value % x: %v", w.key, b, err)
+				continue
+			}
+			var want any
+			if err := msgpack.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			if got := field(t, m, w.key); fmt.Sprint(got.Interface()) != fmt.Sprint(want) {
+				t.Errorf("key %q, value % x: decoded %v, want %v", w.key, b, got, want)
+			}
+		}
+		for _, b := range bad {
+			_, err := Decode(one(w.key, b))
+			v, ok := err.(*Violation)
+			if !ok || v.Check != "decode" || !strings.Contains(v.Detail, fmt.Sprintf("%q", w.key)) {
+				t.Errorf("key %q, value % x: got %v, want a decode violation naming the key", w.key, b, err)
+			}
+		}
+	}
+}
+
+// allowed is the fields each kind may carry besides v and k, written out
+// here apart from the code's table.
+var allowed = map[Kind]string{
+	KindHello:   "",
+	KindRun:     "qs",
+	KindWelcome: "nmIFVLHPpGUT",
+	KindService: "saclfdrwioy",
+	KindExited:  "qspxgtu",
+	KindRefused: "qse",
+}
+
+// TestCheckFieldsByKind: each kind takes each of its own fields and
+// refuses, as a fields violation, every field of another kind.
+func TestCheckFieldsByKind(t *testing.T) {
+	for kind, keys := range allowed {
+		from, fds := FromExecutor, 0
+		if kind < 16 {
+			from = FromListener
+		}
+		if kind == KindRun {
+			fds = 1
+		}
+		for _, w := range wire[2:] {
+			m := map[string]any{"v": Version, "k": kind}
+			if kind == KindRun {
+				m["q"] = 1
+			}
+			if kind == KindWelcome && (w.key == "P" || w.key == "p") {
+				m["P"], m["p"] = true, 1
+			}
+			m[w.key] = map[byte]any{'i': 1, 's': "x", 'b': true}[w.typ]
+			_, err := Check(raw(t, m), false, false, fds, from)
+			if strings.Contains(keys, w.key) {
+				if err != nil {
+					t.Errorf("%s with %q: %v", KindName(kind), w.key, err)
+				}
+				continue
+			}
+			if v, ok := err.(*Violation); !ok || v.Check != "fields" {
+				t.Errorf("%s with %q: got %v, want a fields violation", KindName(kind), w.key, err)
+			}
+		}
+	}
+	for _, m := range []map[string]any{
+		{"v": Version, "k": KindWelcome, "P": true},
+		{"v": Version, "k": KindWelcome, "p": 5},
+		{"v": Version, "k": KindWelcome, "P": false, "p": 5},
+	} {
+		if _, err := Check(raw(t, m), false, false, 0, FromExecutor); err == nil || err.(*Violation).Check != "fields" {
+			t.Errorf("%v: got %v, want a fields violation", m, err)
+		}
 	}
 }
