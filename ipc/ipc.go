@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -40,95 +43,94 @@ const (
 )
 
 // Message is every message's wire form, encoded as a msgpack map with short
-// keys. Fields hold scalars only; which fields a kind may carry is fixed by
-// the table in rules, and any other field set is a violation.
+// keys, one letter each. Fields hold scalars only; an integer field takes
+// 0 to its max tag, or to its type's largest value without one. Which
+// fields a kind may carry is fixed by the table in rules, and any other
+// field set is a violation.
 type Message struct {
 	Version uint8  `msgpack:"v"`
 	Kind    Kind   `msgpack:"k"`
-	Seq     uint64 `msgpack:"q,omitempty"` // Run, Exited, Refused: request id (0: from an earlier listener)
-	Service uint32 `msgpack:"s,omitempty"` // Run, Service, Exited, Refused: index into the policy's services
+	Seq     uint64 `msgpack:"q,omitempty" max:"9223372036854775807"` // Run, Exited, Refused: request id (0: from an earlier listener)
+	Service uint32 `msgpack:"s,omitempty"`                           // Run, Service, Exited, Refused: index into the policy's services
 
 	Services uint32 `msgpack:"n,omitempty"` // Welcome: number of Service messages that follow
 	Cap      uint32 `msgpack:"m,omitempty"` // Welcome: executor's hard cap on running commands
 
 	// The listener's settings, in Welcome; Postfix mode's with Postfix.
-	Ident      string `msgpack:"I,omitempty"` // syslog ident of its log lines
-	Facility   uint8  `msgpack:"F,omitempty"` // syslog facility number, 0 to 23
-	Verbose    bool   `msgpack:"V,omitempty"` // one log line per connection
-	LogKind    string `msgpack:"L,omitempty"` // the kind of its log descriptor: syslog, stream, file or postlog
-	Host       string `msgpack:"H,omitempty"` // the host name of file and postlog records; "": the system's
-	Postfix    bool   `msgpack:"P,omitempty"` // Postfix mode: master(8)'s status channel at StatusFd
-	Generation uint32 `msgpack:"G,omitempty"` // master(8)'s GENERATION
-	MaxUse     uint32 `msgpack:"U,omitempty"` // max_use; 0: never
-	MaxIdle    uint32 `msgpack:"T,omitempty"` // max_idle in seconds; 0: never
+	Ident      string `msgpack:"I,omitempty"`                  // syslog ident of its log lines
+	Facility   uint8  `msgpack:"F,omitempty" max:"23"`         // syslog facility number
+	Verbose    bool   `msgpack:"V,omitempty"`                  // one log line per connection
+	LogKind    string `msgpack:"L,omitempty"`                  // the kind of its log descriptor: syslog, stream, file or postlog
+	Host       string `msgpack:"H,omitempty"`                  // the host name of file and postlog records; "": the system's
+	Postfix    bool   `msgpack:"P,omitempty"`                  // Postfix mode: master(8)'s status channel at StatusFd
+	Generation uint32 `msgpack:"G,omitempty"`                  // master(8)'s GENERATION
+	MaxUse     uint32 `msgpack:"U,omitempty" max:"2147483647"` // max_use; 0: never
+	MaxIdle    uint32 `msgpack:"T,omitempty" max:"2147483647"` // max_idle in seconds; 0: never
 
-	Name    string `msgpack:"a,omitempty"` // Service: service name
-	Command string `msgpack:"c,omitempty"` // Service: argv[0], for log lines
-	Limit   uint32 `msgpack:"l,omitempty"` // Service: process limit, 0 = only the hard cap
-	Fd      int32  `msgpack:"f,omitempty"` // Service: first listening fd in the listener
-	NFd     uint32 `msgpack:"d,omitempty"` // Service: number of listening fds
-	Running uint32 `msgpack:"r,omitempty"` // Service: commands already running for it
-	Access  string `msgpack:"w,omitempty"` // Service: client_access, canonical form
-	PerHost uint32 `msgpack:"i,omitempty"` // Service: client_connection_limit
-	Rate    uint32 `msgpack:"o,omitempty"` // Service: client_connection_rate_limit
-	RateSec uint32 `msgpack:"y,omitempty"` // Service: client_rate_time_unit, seconds
+	Name    string `msgpack:"a,omitempty"`                  // Service: service name
+	Command string `msgpack:"c,omitempty"`                  // Service: argv[0], for log lines
+	Limit   uint32 `msgpack:"l,omitempty"`                  // Service: process limit, 0 = only the hard cap
+	Fd      int32  `msgpack:"f,omitempty"`                  // Service: first listening fd in the listener
+	NFd     uint32 `msgpack:"d,omitempty"`                  // Service: number of listening fds
+	Running uint32 `msgpack:"r,omitempty"`                  // Service: commands already running for it
+	Access  string `msgpack:"w,omitempty"`                  // Service: client_access, canonical form
+	PerHost uint32 `msgpack:"i,omitempty" max:"2147483647"` // Service: client_connection_limit
+	Rate    uint32 `msgpack:"o,omitempty" max:"2147483647"` // Service: client_connection_rate_limit
+	RateSec uint32 `msgpack:"y,omitempty" max:"2147483647"` // Service: client_rate_time_unit, seconds
 
-	Pid     int32  `msgpack:"p,omitempty"` // Exited: the command's pid; Welcome: the pid master(8) forked
-	Code    int32  `msgpack:"x,omitempty"` // Exited: exit status when it exited
-	Signal  int32  `msgpack:"g,omitempty"` // Exited: signal when it was killed
-	Timeout bool   `msgpack:"t,omitempty"` // Exited: the time limit fired
-	Micros  int64  `msgpack:"u,omitempty"` // Exited: run time in microseconds
-	Reason  string `msgpack:"e,omitempty"` // Refused: why
+	Pid     int32  `msgpack:"p,omitempty"`           // Exited: the command's pid; Welcome: the pid master(8) forked
+	Code    int32  `msgpack:"x,omitempty" max:"255"` // Exited: exit status when it exited
+	Signal  int32  `msgpack:"g,omitempty" max:"127"` // Exited: signal when it was killed
+	Timeout bool   `msgpack:"t,omitempty"`           // Exited: the time limit fired
+	Micros  int64  `msgpack:"u,omitempty"`           // Exited: run time in microseconds
+	Reason  string `msgpack:"e,omitempty"`           // Refused: why
 }
 
-// field bits, for the allowed-fields table.
-const (
-	fSeq uint32 = 1 << iota
-	fService
-	fServices
-	fCap
-	fName
-	fCommand
-	fLimit
-	fFd
-	fNFd
-	fRunning
-	fPid
-	fCode
-	fSignal
-	fTimeout
-	fMicros
-	fReason
-	fAccess
-	fPerHost
-	fRate
-	fRateSec
-	fIdent
-	fFacility
-	fVerbose
-	fPostfix
-	fGeneration
-	fMaxUse
-	fMaxIdle
-	fLogKind
-	fHost
-)
+// keys holds Message's keys in field order, and maxima the largest value
+// of each integer field, from its max tag or its type. Decode and Check
+// read them; they are made once, from Message's tags.
+var keys, maxima = table(reflect.TypeFor[Message]())
+
+// table reads keys and maxima from t's tags. It panics on a tag Decode
+// could not hold to: a key that is not one new letter, one field too many
+// for Decode's 64 bits of seen keys, a max that is not a number.
+func table(t reflect.Type) (keys string, maxima []uint64) {
+	for f := range t.Fields() {
+		key, _, _ := strings.Cut(f.Tag.Get("msgpack"), ",")
+		max := uint64(0) // a string or a bool
+		if k := f.Type.Kind(); k != reflect.String && k != reflect.Bool {
+			max = math.MaxUint64 >> (64 - f.Type.Bits())
+			if k >= reflect.Int && k <= reflect.Int64 {
+				max >>= 1
+			}
+		}
+		var err error
+		if tag := f.Tag.Get("max"); tag != "" {
+			max, err = strconv.ParseUint(tag, 10, 64)
+		}
+		if len(key) != 1 || strings.Contains(keys, key) || len(keys) == 64 || err != nil {
+			panic(fmt.Sprintf("ipc: Message.%s: tags %s", f.Name, f.Tag))
+		}
+		keys, maxima = keys+key, append(maxima, max)
+	}
+	return keys, maxima
+}
 
 // rule is one row of the request table.
 type rule struct {
 	name    string
 	from    Direction
 	fds     int    // exact number of descriptors the message carries
-	allowed uint32 // fields it may set
+	allowed string // keys of the fields it may set
 }
 
 var rules = map[Kind]rule{
-	KindHello:   {"hello", FromListener, 0, 0},
-	KindRun:     {"run request", FromListener, 1, fSeq | fService},
-	KindWelcome: {"welcome", FromExecutor, 0, fServices | fCap | fIdent | fFacility | fVerbose | fLogKind | fHost | fPostfix | fPid | fGeneration | fMaxUse | fMaxIdle},
-	KindService: {"service", FromExecutor, 0, fService | fName | fCommand | fLimit | fFd | fNFd | fRunning | fAccess | fPerHost | fRate | fRateSec},
-	KindExited:  {"exited", FromExecutor, 0, fSeq | fService | fPid | fCode | fSignal | fTimeout | fMicros},
-	KindRefused: {"refused", FromExecutor, 0, fSeq | fService | fReason},
+	KindHello:   {"hello", FromListener, 0, "vk"},
+	KindRun:     {"run request", FromListener, 1, "vkqs"},
+	KindWelcome: {"welcome", FromExecutor, 0, "vknmIFVLHPpGUT"},
+	KindService: {"service", FromExecutor, 0, "vksaclfdrwioy"},
+	KindExited:  {"exited", FromExecutor, 0, "vkqspxgtu"},
+	KindRefused: {"refused", FromExecutor, 0, "vkqse"},
 }
 
 // KindName returns a human name for k, for messages.
@@ -139,46 +141,6 @@ func KindName(k Kind) string {
 		return r.name
 	}
 	return fmt.Sprintf("kind %d", k)
-}
-
-//tcb:request-path
-func (m *Message) fields() uint32 {
-	var f uint32
-	set := func(bit uint32, nonzero bool) {
-		if nonzero {
-			f |= bit
-		}
-	}
-	set(fSeq, m.Seq != 0)
-	set(fService, m.Service != 0)
-	set(fServices, m.Services != 0)
-	set(fCap, m.Cap != 0)
-	set(fName, m.Name != "")
-	set(fCommand, m.Command != "")
-	set(fLimit, m.Limit != 0)
-	set(fFd, m.Fd != 0)
-	set(fNFd, m.NFd != 0)
-	set(fRunning, m.Running != 0)
-	set(fPid, m.Pid != 0)
-	set(fCode, m.Code != 0)
-	set(fSignal, m.Signal != 0)
-	set(fTimeout, m.Timeout)
-	set(fMicros, m.Micros != 0)
-	set(fReason, m.Reason != "")
-	set(fAccess, m.Access != "")
-	set(fPerHost, m.PerHost != 0)
-	set(fRate, m.Rate != 0)
-	set(fRateSec, m.RateSec != 0)
-	set(fIdent, m.Ident != "")
-	set(fFacility, m.Facility != 0)
-	set(fVerbose, m.Verbose)
-	set(fPostfix, m.Postfix)
-	set(fGeneration, m.Generation != 0)
-	set(fMaxUse, m.MaxUse != 0)
-	set(fMaxIdle, m.MaxIdle != 0)
-	set(fLogKind, m.LogKind != "")
-	set(fHost, m.Host != "")
-	return f
 }
 
 // Violation is a message that breaks the protocol. Check says which check
@@ -215,9 +177,9 @@ func Encode(m *Message) ([]byte, error) {
 
 // Decode parses exactly one message from b: a msgpack map whose keys are
 // known and unique and whose values have the field's type and fit its
-// range, with nothing after it. It is written out by hand rather than left
-// to reflection, which silently truncates integers that do not fit. It
-// checks no protocol rule.
+// range, with nothing after it. It goes through keys and maxima rather
+// than msgpack's reflection, which silently truncates integers that do not
+// fit. It checks no protocol rule.
 //
 //tcb:request-path
 func Decode(b []byte) (*Message, error) {
@@ -227,23 +189,14 @@ func Decode(b []byte) (*Message, error) {
 	r := bytes.NewReader(b)
 	d := msgpack.NewDecoder(r)
 	n, err := d.DecodeMapLen()
-	if err != nil {
-		return nil, violation("decode", "undecodable message: %v", err)
+	m, seen, key := Message{}, uint64(0), ""
+	for ; err == nil && n > 0; n-- {
+		if key, err = d.DecodeString(); err == nil {
+			err = field(d, &m, key, &seen)
+		}
 	}
-	var m Message
-	seen := map[string]bool{}
-	for i := 0; i < n; i++ {
-		key, err := d.DecodeString()
-		if err == nil && seen[key] {
-			err = fmt.Errorf("duplicate key %q", key)
-		}
-		seen[key] = true
-		if err == nil {
-			err = m.decodeField(d, key)
-		}
-		if err != nil {
-			return nil, violation("decode", "undecodable message: %v", err)
-		}
+	if err != nil {
+		return nil, violation("decode", "undecodable message: key %q: %v", key, err)
 	}
 	if r.Len() != 0 {
 		return nil, violation("decode", "%d bytes after the message", r.Len())
@@ -251,113 +204,37 @@ func Decode(b []byte) (*Message, error) {
 	return &m, nil
 }
 
-//tcb:request-path
-func (m *Message) decodeField(d *msgpack.Decoder, key string) (err error) {
-	switch key {
-	case "v":
-		m.Version, err = integer[uint8](d, 0, math.MaxUint8)
-	case "k":
-		var k uint8
-		k, err = integer[uint8](d, 0, math.MaxUint8)
-		m.Kind = Kind(k)
-	case "q":
-		m.Seq, err = integer[uint64](d, 0, math.MaxInt64)
-	case "s":
-		m.Service, err = integer[uint32](d, 0, math.MaxUint32)
-	case "n":
-		m.Services, err = integer[uint32](d, 0, math.MaxUint32)
-	case "m":
-		m.Cap, err = integer[uint32](d, 0, math.MaxUint32)
-	case "l":
-		m.Limit, err = integer[uint32](d, 0, math.MaxUint32)
-	case "f":
-		m.Fd, err = integer[int32](d, 0, math.MaxInt32)
-	case "d":
-		m.NFd, err = integer[uint32](d, 0, math.MaxUint32)
-	case "r":
-		m.Running, err = integer[uint32](d, 0, math.MaxUint32)
-	case "i":
-		m.PerHost, err = integer[uint32](d, 0, math.MaxInt32)
-	case "o":
-		m.Rate, err = integer[uint32](d, 0, math.MaxInt32)
-	case "y":
-		m.RateSec, err = integer[uint32](d, 0, math.MaxInt32)
-	case "w":
-		m.Access, err = d.DecodeString()
-	case "p":
-		m.Pid, err = integer[int32](d, 0, math.MaxInt32)
-	case "x":
-		m.Code, err = integer[int32](d, 0, 255)
-	case "g":
-		m.Signal, err = integer[int32](d, 0, 127)
-	case "u":
-		m.Micros, err = integer[int64](d, 0, math.MaxInt64)
-	case "t":
-		m.Timeout, err = d.DecodeBool()
-	case "a":
-		m.Name, err = d.DecodeString()
-	case "c":
-		m.Command, err = d.DecodeString()
-	case "e":
-		m.Reason, err = d.DecodeString()
-	case "I":
-		m.Ident, err = d.DecodeString()
-	case "F":
-		m.Facility, err = integer[uint8](d, 0, 23)
-	case "V":
-		m.Verbose, err = d.DecodeBool()
-	case "L":
-		m.LogKind, err = d.DecodeString()
-	case "H":
-		m.Host, err = d.DecodeString()
-	case "P":
-		m.Postfix, err = d.DecodeBool()
-	case "G":
-		m.Generation, err = integer[uint32](d, 0, math.MaxUint32)
-	case "U":
-		m.MaxUse, err = integer[uint32](d, 0, math.MaxInt32)
-	case "T":
-		m.MaxIdle, err = integer[uint32](d, 0, math.MaxInt32)
-	default:
-		err = fmt.Errorf("unknown key %q", key)
-	}
-	if err != nil {
-		return fmt.Errorf("key %q: %w", key, err)
-	}
-	return nil
-}
-
-// integer decodes a msgpack integer and refuses one outside [lo, hi]. It
-// looks at the type code first and decodes nothing but an integer: a
+// field decodes key's value into m: key must be one of keys and not in
+// seen (bit i for keys[i]), to which it is added, and the value of its
+// field's type, an integer from 0 to its field's maximum. It looks at an
+// integer's type code first and decodes nothing but an integer: a
 // container's length header would otherwise be allocated up front.
 //
 //tcb:request-path
-func integer[T uint8 | uint32 | uint64 | int32 | int64](d *msgpack.Decoder, lo, hi uint64) (T, error) {
-	c, err := d.PeekCode()
-	if err != nil {
-		return 0, err
+func field(d *msgpack.Decoder, m *Message, key string, seen *uint64) error {
+	i := strings.Index(keys, key)
+	if len(key) != 1 || i < 0 {
+		return fmt.Errorf("unknown key")
+	} else if *seen&(1<<i) != 0 {
+		return fmt.Errorf("duplicate key")
 	}
-	var u uint64
-	switch {
-	case c <= msgpcode.PosFixedNumHigh || (c >= msgpcode.Uint8 && c <= msgpcode.Uint64):
-		u, err = d.DecodeUint64()
-	case c >= msgpcode.NegFixedNumLow || (c >= msgpcode.Int8 && c <= msgpcode.Int64):
-		var v int64
-		v, err = d.DecodeInt64()
-		if err == nil && v < 0 {
-			err = fmt.Errorf("negative value %d", v)
-		}
-		u = uint64(v)
-	default:
-		err = fmt.Errorf("type code %#x, want an integer", c)
+	*seen |= 1 << i
+	f := reflect.ValueOf(m).Elem().Field(i)
+	c, _ := d.PeekCode() // at the end, 0, and DecodeUint64 says so
+	if f.Kind() == reflect.String || f.Kind() == reflect.Bool {
+		return d.DecodeValue(f)
+	} else if !msgpcode.IsFixedNum(c) && (c < msgpcode.Uint8 || c > msgpcode.Int64) {
+		return fmt.Errorf("type code %#x, want an integer", c)
 	}
-	if err != nil {
-		return 0, err
+	u, err := d.DecodeUint64() // a signed code's (Int8 and up) in two's complement
+	if c >= msgpcode.Int8 && int64(u) < 0 {
+		return fmt.Errorf("negative value %d", int64(u))
 	}
-	if u < lo || u > hi {
-		return 0, fmt.Errorf("value %d out of range", u)
+	if err == nil && u > maxima[i] {
+		err = fmt.Errorf("value %d out of range", u)
 	}
-	return T(u), nil
+	f.Set(reflect.ValueOf(u).Convert(f.Type()))
+	return err
 }
 
 // Check applies the protocol's checks, in order, to one received datagram:
@@ -388,8 +265,10 @@ func Check(b []byte, trunc, ctrunc bool, nfds int, from Direction) (*Message, er
 	if r.from != from {
 		return nil, violation("direction", "%s sent in the wrong direction", r.name)
 	}
-	if extra := m.fields() &^ r.allowed; extra != 0 {
-		return nil, violation("fields", "%s with fields it may not carry (%#x)", r.name, extra)
+	for i, k := range keys {
+		if !strings.ContainsRune(r.allowed, k) && !reflect.ValueOf(m).Elem().Field(i).IsZero() {
+			return nil, violation("fields", "%s with fields it may not carry (%c)", r.name, k)
+		}
 	}
 	if nfds != r.fds {
 		return nil, violation("fds", "%s with %d descriptors, want %d", r.name, nfds, r.fds)
