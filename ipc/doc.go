@@ -49,6 +49,11 @@
 //	                         t time limit fired, u run time in microseconds
 //	Refused 19  E->L  0 fds  q seq, s service, e reason
 //
+// Each field's key and, for an integer, its range (0 to its max tag, or to
+// its type's largest value) are Message's struct tags; each kind's fields
+// are a string of keys in the rules table. Decode and Check go by these
+// two tables and nothing else, and refuse a value outside them.
+//
 // A Run request names a service and a sequence number and nothing else:
 // what runs, with which arguments, as whom, in which directory, with which
 // environment and for how long all come from the executor's policy. The
