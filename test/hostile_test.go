@@ -186,6 +186,8 @@ var hostileCases = []struct {
 	{"oversized", `message over 8192 bytes`, 0},
 	{"truncated", `undecodable message`, 0},
 	{"trailing", `1 bytes after the message`, 0},
+	{"servicewrap", `undecodable message: key "s": value 4294967296 out of range`, 0},
+	{"duplicateseq", `undecodable message: key "q": duplicate key`, 0},
 	{"fds0", `run request with 0 descriptors, want 1`, 0},
 	{"fds2", `run request with 2 descriptors, want 1`, 0},
 	{"fds10", `descriptors truncated \(MSG_CTRUNC\)`, 0},

@@ -142,6 +142,18 @@ var scenarios = map[string]func(svc uint32){
 		hello()
 		sendFds(append(mustEncode(msg(ipc.KindRun, 1, svc)), 0xc0), sock())
 	},
+	// A service index of 2^32, which a decoder that truncates would read
+	// as service 0, and a Run naming two sequence numbers.
+	"servicewrap": func(svc uint32) {
+		hello()
+		sendFds([]byte{0x84, 0xa1, 'v', ipc.Version, 0xa1, 'k', byte(ipc.KindRun), 0xa1, 'q', 0x01,
+			0xa1, 's', 0xcf, 0, 0, 0, 0x01, 0, 0, 0, 0}, sock())
+	},
+	"duplicateseq": func(svc uint32) {
+		hello()
+		sendFds([]byte{0x84, 0xa1, 'v', ipc.Version, 0xa1, 'k', byte(ipc.KindRun), 0xa1, 'q', 0x01,
+			0xa1, 'q', 0x02}, sock())
+	},
 	"fds0": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc)) },
 	"fds2": func(svc uint32) { hello(); run(msg(ipc.KindRun, 1, svc), sock(), sock()) },
 	"fds10": func(svc uint32) {
