@@ -552,3 +552,41 @@ func TestCheckFieldsByKind(t *testing.T) {
 		}
 	}
 }
+
+// TestTableRefusesBadTags: a struct whose tags Decode could not hold to
+// stops the program at start-up instead of loosening the decoder.
+func TestTableRefusesBadTags(t *testing.T) {
+	for _, v := range []any{
+		struct {
+			A int `msgpack:"ab"`
+		}{},
+		struct {
+			A int `msgpack:""`
+		}{},
+		struct {
+			A int `msgpack:"a"`
+			B int `msgpack:"a,omitempty"`
+		}{},
+		struct {
+			A int `msgpack:"a" max:"ten"`
+		}{},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%T: no panic", v)
+				}
+			}()
+			table(reflect.TypeOf(v))
+		}()
+	}
+	keys, maxima := table(reflect.TypeFor[struct {
+		A uint16 `msgpack:"a"`
+		B int8   `msgpack:"b"`
+		C uint32 `msgpack:"c" max:"7"`
+		D string `msgpack:"d"`
+	}]())
+	if keys != "abcd" || !reflect.DeepEqual(maxima, []uint64{65535, 127, 7, 0}) {
+		t.Errorf("got %q %v", keys, maxima)
+	}
+}
