@@ -65,6 +65,7 @@ type Executor struct {
 	cwd     string
 	cg      *cgroups // nil: no cgroup v2, the tree walk (spawn.go)
 	netns   uint64   // the network namespace's cookie (tie.go)
+	req     sock     // the passed socket of the request in hand: check reads it, spawn uses it
 	sup     supervisor
 }
 
@@ -72,9 +73,11 @@ type Executor struct {
 type entry struct {
 	*policy.Service
 	argv    []string // what its children exec (commandLine)
-	fds     []int    // its listening sockets
-	lsn     []lsock  // what they are, for tied
-	running int      // its running commands
+	env     []string // and their environment and directory (environ)
+	dir     string
+	fds     []int   // its listening sockets
+	lsn     []lsock // what they are, for tied
+	running int     // its running commands
 }
 
 // session is one listener's pair.
@@ -124,6 +127,7 @@ func (e *Executor) services(p *policy.Policy, sockets [][]int) []*entry {
 	svcs := make([]*entry, len(p.Services))
 	for i, s := range p.Services {
 		svcs[i] = &entry{Service: s, argv: commandLine(e.cfg.Self, s), fds: sockets[i], lsn: listening(sockets[i])}
+		svcs[i].env, svcs[i].dir = e.environ(s)
 	}
 	return svcs
 }
@@ -216,10 +220,11 @@ func (e *Executor) receive(s *session, events uint32) {
 }
 
 // check applies the executor's checks, in ipc/doc.go's order: the state
-// allows the kind, the service exists, the running commands are below the
-// hard cap and the service's below its process limit, the descriptor is
-// a connection accepted on the service's listening socket (tie.go), the
-// service's client_access admits its client.
+// allows the kind, a Run's descriptor is a stream socket that is not
+// listening (read into e.req, tie.go), the service exists, the running
+// commands are below the hard cap and the service's below its process
+// limit, the descriptor is a connection accepted on the service's
+// listening socket (tied), the service's client_access admits its client.
 //
 //tcb:request-path
 func (e *Executor) check(st state, m *ipc.Message, fd int) error {
@@ -229,6 +234,9 @@ func (e *Executor) check(st state, m *ipc.Message, fd int) error {
 	}
 	if m.Kind != ipc.KindRun {
 		return nil
+	}
+	if err := e.req.read(fd, e.netns != 0); err != nil { // a Run has one (ipc.Check)
+		return err
 	}
 	if n := len(e.svcs); int64(m.Service) >= int64(n) {
 		return &ipc.Violation{Check: "service", Detail: fmt.Sprintf("%s for service %d, have %d", name, m.Service, n)}
@@ -240,10 +248,10 @@ func (e *Executor) check(st state, m *ipc.Message, fd int) error {
 	if svc.ProcessLimit > 0 && svc.running >= svc.ProcessLimit {
 		return &ipc.Violation{Check: "limit", Detail: fmt.Sprintf("%s past service %s's process limit of %d", name, svc.Name, svc.ProcessLimit)}
 	}
-	if err := tied(fd, svc.lsn, e.netns); err != nil {
+	if err := e.req.tied(fd, svc.lsn, e.netns); err != nil {
 		return &ipc.Violation{Check: "tie", Detail: fmt.Sprintf("%s for service %s: passed socket fails check %v", name, svc.Name, err)}
 	}
-	if err := svc.Access.Check(fd); err != nil {
+	if err := svc.Access.Check(e.req.client()); err != nil {
 		return &ipc.Violation{Check: "access", Detail: fmt.Sprintf("%s for service %s: %v", name, svc.Name, err)}
 	}
 	return nil

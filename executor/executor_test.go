@@ -646,6 +646,11 @@ func TestHostileListener(t *testing.T) {
 	if err := unix.Listen(lsn, 1); err != nil {
 		t.Fatal(err)
 	}
+	dsock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dsock)
 	sock, _ := unixClient(t)
 	ten := []int{sock, sock, sock, sock, sock, sock, sock, sock, sock, sock}
 	enc := func(m *ipc.Message) []byte {
@@ -678,6 +683,7 @@ func TestHostileListener(t *testing.T) {
 		{"pipe", []dgram{{hello, nil}, {run, []int{int(pr.Fd())}}}, "passed descriptor is not a socket (mode 010000)", false},
 		{"regular file", []dgram{{hello, nil}, {run, []int{int(file.Fd())}}}, "passed descriptor is not a socket (mode 0100000)", false},
 		{"listening socket", []dgram{{hello, nil}, {run, []int{lsn}}}, "passed socket is a listening socket", false},
+		{"datagram socket", []dgram{{hello, nil}, {run, []int{dsock}}}, "passed socket is not a stream socket (type 2)", false},
 		{"unknown service", []dgram{{hello, nil}, {enc(&ipc.Message{Kind: ipc.KindRun, Seq: 1, Service: 1}), []int{sock}}}, "run request for service 1, have 1", false},
 		{"run before hello", []dgram{{run, []int{sock}}}, "run request while starting", false},
 		{"hello twice", []dgram{{hello, nil}, {hello, nil}}, "hello while serving", false},

@@ -20,9 +20,9 @@ package executor
 //  4. Nothing from the message decides what runs: path, argv, uid, gid,
 //     groups, environment, directory and time limit come from the policy;
 //     the message only picks the service. Peer variables come from the
-//     descriptor (getsockname, getpeername, SO_PEERCRED). A service with
-//     resource limits executes spawnd-limits in front of its command,
-//     built from the policy too (limits.go).
+//     descriptor, read once for the checks and them (tie.go, sock.read).
+//     A service with resource limits executes spawnd-limits in front of
+//     its command, built from the policy too (limits.go).
 //  5. One goroutine, the loop's, starts, kills and reaps every child, each
 //     through its pidfd: a pid is signalled only before the loop has
 //     reaped it, so it cannot be another process's by then. Nothing else
@@ -38,7 +38,6 @@ package executor
 import (
 	"container/heap"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -51,6 +50,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"spawnd/ipc"
+	"spawnd/policy"
 )
 
 // Setup makes the process-wide settings a command inherits and the
@@ -109,46 +109,29 @@ type command struct {
 	reaped   bool      // only its cgroup is left
 }
 
-// peerNames are the variables peerEnv sets; they replace any of the same
+// peerNames are the variables sock.env sets; they replace any of the same
 // name in the service's environment.
 var peerNames = []string{"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
 	"UNIXREMOTEUID", "UNIXREMOTEGID", "UNIXREMOTEPID"}
 
 // spawn starts the command of m's service with the client socket fd as its
-// fds 0, 1 and 2, and takes fd over. A command that cannot start is
-// reported to the listener as Refused; that is not a violation.
+// fds 0, 1 and 2, and takes fd over; its peer variables are from check's
+// read of fd (e.req). A command that cannot start is reported to the
+// listener as Refused; that is not a violation.
 //
 //tcb:request-path
 func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 	svc := e.svcs[m.Service]
-	env := svc.Env
-	var reason string
+	env := svc.env
 	if svc.PeerEnvironment {
-		peer, err := peerEnv(fd)
-		env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-			name, _, _ := strings.Cut(kv, "=")
-			return slices.Contains(peerNames, name)
-		})
-		env = append(env, peer...)
-		if err != nil {
-			reason = err.Error()
-		}
-	}
-	if err := unix.SetNonblock(fd, false); err != nil && reason == "" {
-		reason = fmt.Sprintf("fcntl F_SETFL: %v", err)
-	}
-	// A command inherits the executor's working directory, entered as
-	// root at start-up, as spawn(8)'s commands inherit master(8)'s: a
-	// queue_directory closed to the service's user still works. Only
-	// another directory is entered in the child, as the user.
-	dir := svc.Dir
-	if dir == e.cwd {
-		dir = ""
+		env = append(env, e.req.env()...) // a copy: environ clipped env
 	}
 	c := &command{svc: svc, index: int(m.Service), from: s, seq: m.Seq, fd: fd, pidfd: -1, at: -1}
-	if reason == "" {
+	reason := "fcntl F_SETFL: "
+	err := unix.SetNonblock(fd, false)
+	if err == nil {
 		c.start = time.Now()
-		err := e.fork(c, svc.argv, &syscall.ProcAttr{Dir: dir, Env: env,
+		err = e.fork(c, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env,
 			Files: []uintptr{uintptr(fd), uintptr(fd), uintptr(fd)},
 			Sys:   &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: svc.Uid, Gid: svc.Gid, Groups: svc.Groups}, Setsid: true}})
 		if err == nil {
@@ -163,13 +146,34 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 		// ForkExec does not say which step failed: resource errors come
 		// from clone (or setuid at the user's process limit), the rest
 		// from chdir, the credentials or exec.
-		reason = fmt.Sprintf("execvp %s: %v", svc.argv[0], err)
+		reason = "execvp " + svc.argv[0] + ": "
 		if err == syscall.EAGAIN || err == syscall.ENOMEM {
-			reason = fmt.Sprintf("fork: %v", err)
+			reason = "fork: "
 		}
 	}
 	unix.Close(fd)
-	e.deliver(s, c, &ipc.Message{Kind: ipc.KindRefused, Seq: m.Seq, Service: m.Service, Reason: clip(reason)})
+	e.deliver(s, c, &ipc.Message{Kind: ipc.KindRefused, Seq: m.Seq, Service: m.Service, Reason: clip(reason + err.Error())})
+}
+
+// environ returns what spawn takes of service s besides its entry's: its
+// environment, less the peer variables when it sets them (slices.Clip: an
+// append copies it), and the directory to enter. A command inherits the
+// executor's working directory, entered as root at start-up, as spawn(8)'s
+// commands inherit master(8)'s: a queue_directory closed to the service's
+// user still works. Only another directory is entered in the child, as
+// the user ("" when it is the executor's).
+func (e *Executor) environ(s *policy.Service) (env []string, dir string) {
+	env = s.Env
+	if s.PeerEnvironment {
+		env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+			name, _, _ := strings.Cut(kv, "=")
+			return slices.Contains(peerNames, name)
+		})
+	}
+	if s.Dir != e.cwd {
+		dir = s.Dir
+	}
+	return slices.Clip(env), dir
 }
 
 // fork starts argv as c's process, in a cgroup of its own when there are
@@ -222,13 +226,11 @@ func (e *Executor) reap(c *command) {
 	} else if c.at >= 0 {
 		heap.Remove(&e.limits, c.at)
 	}
+	// ExitStatus is -1 for a command a signal ended, Signal -1 for one
+	// that exited: max makes that 0.
 	m := &ipc.Message{Kind: ipc.KindExited, Seq: c.seq, Service: uint32(max(c.index, 0)), Pid: int32(c.pid),
+		Code: int32(max(ws.ExitStatus(), 0)), Signal: int32(max(ws.Signal(), 0)),
 		Timeout: c.timeout, Micros: time.Since(c.start).Microseconds()}
-	if ws.Signaled() {
-		m.Signal = int32(ws.Signal())
-	} else {
-		m.Code = int32(ws.ExitStatus())
-	}
 	if c.index >= 0 {
 		e.running.Add(-1)
 		e.svcs[c.index].running--
@@ -379,45 +381,4 @@ func (e *Executor) logResult(name, path string, m *ipc.Message) {
 		e.cfg.Log.Info("service=%s peer=unknown pid=%s status=%s duration=%.1fms",
 			name, pid, status, float64(m.Micros)/1000)
 	}
-}
-
-// peerEnv returns the UCSPI-style variables for the client socket fd, read
-// from the socket, never from the message.
-//
-//tcb:request-path
-func peerEnv(fd int) ([]string, error) {
-	local, err := unix.Getsockname(fd)
-	if err != nil {
-		return nil, fmt.Errorf("getsockname: %w", err)
-	}
-	if _, ok := local.(*unix.SockaddrUnix); ok {
-		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err != nil {
-			return nil, fmt.Errorf("getsockopt SO_PEERCRED: %w", err)
-		}
-		return []string{"PROTO=UNIX", fmt.Sprint("UNIXREMOTEUID=", cred.Uid),
-			fmt.Sprint("UNIXREMOTEGID=", cred.Gid), fmt.Sprint("UNIXREMOTEPID=", cred.Pid)}, nil
-	}
-	remote, err := unix.Getpeername(fd)
-	if err != nil {
-		return nil, fmt.Errorf("getpeername: %w", err)
-	}
-	lip, lport := inet(local)
-	rip, rport := inet(remote)
-	return []string{"PROTO=TCP", "TCPREMOTEIP=" + rip, "TCPREMOTEPORT=" + rport,
-		"TCPLOCALIP=" + lip, "TCPLOCALPORT=" + lport}, nil
-}
-
-// inet returns an inet or inet6 address and port as text; an IPv4 client
-// of an IPv6 socket shows as IPv4.
-//
-//tcb:request-path
-func inet(sa unix.Sockaddr) (ip, port string) {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(a.Addr).String(), strconv.Itoa(a.Port)
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(a.Addr).Unmap().String(), strconv.Itoa(a.Port)
-	}
-	return "", ""
 }

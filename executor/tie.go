@@ -3,68 +3,114 @@ package executor
 import (
 	"encoding/binary"
 	"fmt"
+	"net/netip"
+	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"spawnd/ipc"
+	"spawnd/policy"
 )
+
+// sock is what the executor knows of the socket a request passed, read
+// once (read) and used by the tie check, client_access and the command's
+// peer variables.
+type sock struct {
+	local, peer unix.Sockaddr // peer nil: not connected, err says why
+	err         error
+	cred        unix.Ucred // unix: the client's (SO_PEERCRED)
+	netns       uint64     // SO_NETNS_COOKIE, when read
+}
+
+// read reads the socket fd that the listener passed, and refuses it (check
+// "fd") unless it is a stream socket of family inet, inet6 or unix that is
+// not listening. The rest is tied's. fstat and SO_DOMAIN are read only to
+// word a refusal, SO_ACCEPTCONN only for a socket without a peer (a
+// listening socket has none).
+//
+//tcb:request-path
+func (s *sock) read(fd int, netns bool) error {
+	var st unix.Stat_t
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil && unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return &ipc.Violation{Check: "fd", Detail: fmt.Sprintf("passed descriptor is not a socket (mode %#o)", st.Mode&unix.S_IFMT)}
+	}
+	if err != nil || typ != unix.SOCK_STREAM {
+		return &ipc.Violation{Check: "fd", Detail: fmt.Sprintf("passed socket is not a stream socket (type %d)", typ)}
+	}
+	*s = sock{}
+	switch s.local, _ = unix.Getsockname(fd); s.local.(type) {
+	case *unix.SockaddrInet4, *unix.SockaddrInet6, *unix.SockaddrUnix:
+	default:
+		dom, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+		return &ipc.Violation{Check: "fd", Detail: fmt.Sprintf("passed socket has family %d", dom)}
+	}
+	if s.peer, s.err = unix.Getpeername(fd); s.err != nil {
+		if acc, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); acc != 0 {
+			return &ipc.Violation{Check: "fd", Detail: "passed socket is a listening socket"}
+		}
+		s.err = fmt.Errorf("getpeername: %v", s.err)
+	} else if _, ok := s.local.(*unix.SockaddrUnix); ok {
+		// A connected unix socket always has its peer's credentials.
+		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			s.cred = *cred
+		} else {
+			s.peer, s.err = nil, fmt.Errorf("getsockopt SO_PEERCRED: %v", err)
+		}
+	}
+	if netns {
+		s.netns, _ = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	}
+	return nil
+}
 
 // lsock is what tied compares a passed socket with: one of a service's
 // listening sockets, read once when the service's entry is made (they do
 // not change), not on every request.
 type lsock struct {
-	dom, typ int
-	addr     unix.Sockaddr // nil: unreadable, matches nothing
-	file     [2]uint32     // unix: the file it is bound to (boundFile)
+	addr unix.Sockaddr // nil: unreadable or not a stream socket, matches nothing
+	file [2]uint32     // unix: the file it is bound to (boundFile)
 }
 
-// listening reads the family, type, address and bound file of each of fds.
+// listening reads the address and bound file of each of fds.
 func listening(fds []int) []lsock {
 	ls := make([]lsock, len(fds))
 	for i, l := range fds {
-		ls[i].dom, _ = unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_DOMAIN)
-		ls[i].typ, _ = unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_TYPE)
-		ls[i].addr, _ = unix.Getsockname(l)
+		if typ, _ := unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_TYPE); typ == unix.SOCK_STREAM {
+			ls[i].addr, _ = unix.Getsockname(l)
+		}
 		ls[i].file, _ = boundFile(l) // none for inet: zero
 	}
 	return ls
 }
 
-// tied returns nil when fd, a stream socket the listener passed for a
-// service (ipc.CheckSocket has passed it), is a connection accepted on that
-// service: its family and type are those of one of ls (the service's
-// listening sockets, the executor's own copies), it is connected, its
-// local address is that socket's (unix: the path; inet: the port, and the
-// address unless it listens on all addresses), and it lives in netns, the
-// executor's network namespace (0: the kernel cannot tell, before 5.14).
+// tied returns nil when s, read from the socket fd that the listener
+// passed for a service, is a connection accepted on that service: it is
+// connected, it lives in netns, the executor's network namespace (0: the
+// kernel cannot tell, before 5.14), its family is that of one of ls (the
+// service's listening sockets, the executor's own copies) and its local
+// address is that socket's (unix: the path, and the file bound to it;
+// inet: the port, and the address unless it listens on all addresses).
 // Else it names the check that failed. So a listener cannot pass the
 // client end of a connection it made, to a service or elsewhere, nor a
 // socket of a network namespace it made.
 //
 //tcb:request-path
-func tied(fd int, ls []lsock, netns uint64) error {
-	dom, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	typ, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	local, err3 := unix.Getsockname(fd)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return fmt.Errorf("family: cannot read the socket's family, type or address")
+func (s *sock) tied(fd int, ls []lsock, netns uint64) error {
+	if s.peer == nil {
+		return fmt.Errorf("connected: %v", s.err)
 	}
-	if _, err := unix.Getpeername(fd); err != nil {
-		return fmt.Errorf("connected: getpeername: %v", err)
-	}
-	if netns != 0 {
-		if c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_NETNS_COOKIE); err != nil || c != netns {
-			return fmt.Errorf("netns: the socket is not in the executor's network namespace")
-		}
+	if netns != 0 && s.netns != netns {
+		return fmt.Errorf("netns: the socket is not in the executor's network namespace")
 	}
 	family := false
 	for _, l := range ls {
-		if l.dom != dom || l.typ != typ || l.addr == nil {
+		fam, same := sameAddr(s.local, l.addr)
+		family = family || fam
+		if !same {
 			continue
 		}
-		family = true
-		if !sameAddr(local, l.addr) {
-			continue
-		}
-		if dom != unix.AF_UNIX {
+		if _, ok := s.local.(*unix.SockaddrUnix); !ok {
 			return nil
 		}
 		// The path is a name: the listener may have bound a socket of its
@@ -72,12 +118,51 @@ func tied(fd int, ls []lsock, netns uint64) error {
 		if f, ok := boundFile(fd); ok && f == l.file {
 			return nil
 		}
-		return fmt.Errorf("inode: bound to %s, but not by the service's socket", addrText(local))
+		return fmt.Errorf("inode: bound to %s, but not by the service's socket", addrText(s.local))
 	}
 	if !family {
-		return fmt.Errorf("family: family %d type %d is not the service's", dom, typ)
+		return fmt.Errorf("family: %s is not of the family of the service's sockets", addrText(s.local))
 	}
-	return fmt.Errorf("address: local address %s is not the service's", addrText(local))
+	return fmt.Errorf("address: local address %s is not the service's", addrText(s.local))
+}
+
+// client is the peer as client_access sees it.
+//
+//tcb:request-path
+func (s *sock) client() policy.Client {
+	if _, ok := s.local.(*unix.SockaddrUnix); ok {
+		return policy.Client{Uid: s.cred.Uid, Gid: s.cred.Gid}
+	}
+	ip, _ := inet(s.peer)
+	return policy.Client{Addr: ip}
+}
+
+// env returns the UCSPI-style variables of the peer.
+//
+//tcb:request-path
+func (s *sock) env() []string {
+	if _, ok := s.local.(*unix.SockaddrUnix); ok {
+		return []string{"PROTO=UNIX", fmt.Sprint("UNIXREMOTEUID=", s.cred.Uid),
+			fmt.Sprint("UNIXREMOTEGID=", s.cred.Gid), fmt.Sprint("UNIXREMOTEPID=", s.cred.Pid)}
+	}
+	lip, lport := inet(s.local)
+	rip, rport := inet(s.peer)
+	return []string{"PROTO=TCP", "TCPREMOTEIP=" + rip.String(), "TCPREMOTEPORT=" + strconv.Itoa(rport),
+		"TCPLOCALIP=" + lip.String(), "TCPLOCALPORT=" + strconv.Itoa(lport)}
+}
+
+// inet returns an inet or inet6 address and port; an IPv4 client of an
+// IPv6 socket shows as IPv4.
+//
+//tcb:request-path
+func inet(sa unix.Sockaddr) (netip.Addr, int) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr), a.Port
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap(), a.Port
+	}
+	return netip.Addr{}, 0
 }
 
 // boundFile returns the inode and device of the file a unix socket is
@@ -127,24 +212,24 @@ func boundFile(fd int) (file [2]uint32, ok bool) {
 	return file, false
 }
 
-// sameAddr reports whether a connection's local address a is the
-// listening address l: the same path, or the same port and, unless l is
-// the wildcard, the same address.
+// sameAddr reports whether a connection's local address a is of the
+// family of the listening address l, and whether it is l: the same path,
+// or the same port and, unless l is the wildcard, the same address.
 //
 //tcb:request-path
-func sameAddr(a, l unix.Sockaddr) bool {
+func sameAddr(a, l unix.Sockaddr) (family, same bool) {
 	switch l := l.(type) {
 	case *unix.SockaddrUnix:
 		a, ok := a.(*unix.SockaddrUnix)
-		return ok && l.Name != "" && a.Name == l.Name
+		return ok, ok && l.Name != "" && a.Name == l.Name
 	case *unix.SockaddrInet4:
 		a, ok := a.(*unix.SockaddrInet4)
-		return ok && a.Port == l.Port && (l.Addr == [4]byte{} || a.Addr == l.Addr)
+		return ok, ok && a.Port == l.Port && (l.Addr == [4]byte{} || a.Addr == l.Addr)
 	case *unix.SockaddrInet6:
 		a, ok := a.(*unix.SockaddrInet6)
-		return ok && a.Port == l.Port && (l.Addr == [16]byte{} || a.Addr == l.Addr)
+		return ok, ok && a.Port == l.Port && (l.Addr == [16]byte{} || a.Addr == l.Addr)
 	}
-	return false
+	return false, false
 }
 
 // addrText names a local address in a refusal.
@@ -155,7 +240,7 @@ func addrText(sa unix.Sockaddr) string {
 		return fmt.Sprintf("%q", u.Name)
 	}
 	ip, port := inet(sa)
-	return ip + " port " + port
+	return fmt.Sprintf("%s port %d", ip, port)
 }
 
 // netnsCookie returns the executor's network namespace cookie, or 0 when

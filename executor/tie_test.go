@@ -1,19 +1,26 @@
 package executor
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"spawnd/ipc"
 )
 
 // TestTied: an accepted connection is tied to its listening socket; the
-// client end, a socket pair, another service's connection and a socket of
-// another family are not, each with the check named.
+// client end, a socket pair, another service's connection, a socket of
+// another family, an unconnected one and one of another namespace are
+// not, each with the check named.
 func TestTied(t *testing.T) {
-	sock := func(dom int) int {
+	socket := func(dom int) int {
 		fd, err := unix.Socket(dom, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -22,7 +29,7 @@ func TestTied(t *testing.T) {
 		return fd
 	}
 	listen := func(dom int, sa unix.Sockaddr) int {
-		fd := sock(dom)
+		fd := socket(dom)
 		if err := unix.Bind(fd, sa); err != nil {
 			t.Fatal(err)
 		}
@@ -34,7 +41,7 @@ func TestTied(t *testing.T) {
 	conn := func(l int) (server, client int) {
 		sa, _ := unix.Getsockname(l)
 		dom, _ := unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_DOMAIN)
-		client = sock(dom)
+		client = socket(dom)
 		if err := unix.Connect(client, sa); err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +69,7 @@ func TestTied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unconnected := sock(unix.AF_INET)
+	unconnected := socket(unix.AF_INET)
 	ns := netnsCookie()
 	for _, c := range []struct {
 		name      string
@@ -86,12 +93,97 @@ func TestTied(t *testing.T) {
 		if c.name == "other netns" {
 			cookie = ns + 1
 		}
-		err := tied(c.fd, listening(c.listening), cookie)
+		var s sock
+		err := s.read(c.fd, ns != 0)
+		if err == nil {
+			err = s.tied(c.fd, listening(c.listening), cookie)
+		}
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want+":")) {
 			t.Errorf("%s: got %v, want check %q", c.name, err, c.want)
 		}
 	}
 	if ns == 0 {
 		t.Log("no SO_NETNS_COOKIE (kernel before 5.14): the netns check was not exercised")
+	}
+}
+
+// TestSockRead: read refuses what is not a stream socket of family inet,
+// inet6 or unix that is not listening, with the refusal's words (check
+// "fd"); of a connection it reads the client as client_access sees it and
+// the peer variables, over IPv4, IPv6 and unix.
+func TestSockRead(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	mk := func(dom, typ int) int {
+		fd, err := unix.Socket(dom, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	lsn := mk(unix.AF_INET, unix.SOCK_STREAM)
+	if unix.Bind(lsn, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}) != nil || unix.Listen(lsn, 1) != nil {
+		t.Fatal("cannot listen on 127.0.0.1")
+	}
+	for _, c := range []struct {
+		name string
+		fd   int
+		want string
+	}{
+		{"pipe", int(pr.Fd()), "passed descriptor is not a socket (mode 010000)"},
+		{"datagram", mk(unix.AF_UNIX, unix.SOCK_DGRAM), "passed socket is not a stream socket (type 2)"},
+		{"netlink", mk(unix.AF_NETLINK, unix.SOCK_RAW), "passed socket is not a stream socket (type 3)"},
+		{"listening", lsn, "passed socket is a listening socket"},
+	} {
+		var s sock
+		err := s.read(c.fd, true)
+		var v *ipc.Violation
+		if !errors.As(err, &v) || v.Check != "fd" || v.Detail != c.want {
+			t.Errorf("%s: got %v, want check fd: %s", c.name, err, c.want)
+		}
+	}
+	uid, gid, pid := os.Getuid(), os.Getgid(), os.Getpid()
+	for _, c := range []struct{ network, addr, client, env string }{
+		{"tcp4", "127.0.0.1:0", "127.0.0.1", "PROTO=TCP TCPREMOTEIP=127.0.0.1 TCPREMOTEPORT=$R TCPLOCALIP=127.0.0.1 TCPLOCALPORT=$L"},
+		{"tcp6", "[::1]:0", "::1", "PROTO=TCP TCPREMOTEIP=::1 TCPREMOTEPORT=$R TCPLOCALIP=::1 TCPLOCALPORT=$L"},
+		{"unix", filepath.Join(t.TempDir(), "s"), fmt.Sprintf("uid %d gid %d", uid, gid),
+			fmt.Sprintf("PROTO=UNIX UNIXREMOTEUID=%d UNIXREMOTEGID=%d UNIXREMOTEPID=%d", uid, gid, pid)},
+	} {
+		ln, err := net.Listen(c.network, c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		cl, err := net.Dial(ln.Addr().Network(), ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		srv, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := srv.(interface{ File() (*os.File, error) }).File()
+		srv.Close()
+		defer f.Close()
+		var s sock
+		if err := s.read(int(f.Fd()), true); err != nil {
+			t.Fatalf("%s: %v", c.network, err)
+		}
+		env := c.env
+		if a, ok := cl.LocalAddr().(*net.TCPAddr); ok {
+			env = strings.NewReplacer("$R", strconv.Itoa(a.Port), "$L", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)).Replace(env)
+		}
+		if got := s.client().String(); got != c.client {
+			t.Errorf("%s: client %q, want %q", c.network, got, c.client)
+		}
+		if got := strings.Join(s.env(), " "); got != env {
+			t.Errorf("%s: env %q, want %q", c.network, got, env)
+		}
 	}
 }

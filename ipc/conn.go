@@ -70,11 +70,8 @@ func (c *Conn) Send(m *Message, fd int) error {
 	if fd >= 0 {
 		oob = unix.UnixRights(fd)
 	}
-	for {
+	for err = unix.EINTR; err == unix.EINTR; {
 		err = unix.Sendmsg(c.fd, b, oob, nil, unix.MSG_NOSIGNAL)
-		if err != unix.EINTR {
-			break
-		}
 	}
 	if err != nil {
 		return fmt.Errorf("send %s: %w", KindName(m.Kind), err)
@@ -83,21 +80,18 @@ func (c *Conn) Send(m *Message, fd int) error {
 }
 
 // Receive reads one datagram sent from the given side and applies every
-// check of Check, and for a Run request CheckSocket on its descriptor. It
-// returns the message and its descriptor (-1 when none), io.EOF when the
-// peer has gone (an empty datagram counts as gone), a *Violation when the
-// message breaks the protocol, or another error. On any error every
-// descriptor that arrived is closed.
+// check of Check; what the descriptor is, the caller checks. It returns
+// the message and its descriptor (-1 when none), io.EOF when the peer has
+// gone (an empty datagram counts as gone), a *Violation when the message
+// breaks the protocol, or another error. On any error every descriptor
+// that arrived is closed.
 //
 //tcb:request-path
 func (c *Conn) Receive(from Direction) (*Message, int, error) {
 	var n, oobn, flags int
-	var err error
-	for {
+	var err error = unix.EINTR
+	for err == unix.EINTR {
 		n, oobn, flags, _, err = unix.Recvmsg(c.fd, c.buf[:], c.oob[:unix.CmsgSpace(4*maxFds)], unix.MSG_CMSG_CLOEXEC)
-		if err != unix.EINTR {
-			break
-		}
 	}
 	if err != nil {
 		return nil, -1, fmt.Errorf("receive: %w", err)
@@ -106,26 +100,17 @@ func (c *Conn) Receive(from Direction) (*Message, int, error) {
 	if err != nil {
 		return nil, -1, err
 	}
-	fail := func(err error) (*Message, int, error) {
+	m, err := Check(c.buf[:n], flags&unix.MSG_TRUNC != 0, flags&unix.MSG_CTRUNC != 0, len(fds), from)
+	if n == 0 && oobn == 0 && flags&unix.MSG_TRUNC == 0 {
+		err = io.EOF
+	}
+	if err != nil {
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
 		return nil, -1, err
 	}
-	if n == 0 && oobn == 0 && flags&unix.MSG_TRUNC == 0 {
-		return fail(io.EOF)
-	}
-	m, err := Check(c.buf[:n], flags&unix.MSG_TRUNC != 0, flags&unix.MSG_CTRUNC != 0, len(fds), from)
-	if err != nil {
-		return fail(err)
-	}
-	if len(fds) == 0 {
-		return m, -1, nil
-	}
-	if err := CheckSocket(fds[0]); err != nil {
-		return fail(err)
-	}
-	return m, fds[0], nil
+	return m, append(fds, -1)[0], nil // Check allows one at most
 }
 
 // rights returns every descriptor in the control messages. Any control
@@ -158,32 +143,4 @@ func rights(oob []byte) ([]int, error) {
 		return nil, bad
 	}
 	return fds, nil
-}
-
-// CheckSocket refuses a descriptor that is not a connected-style stream
-// socket: it must be a socket (fstat), of type SOCK_STREAM, in family
-// AF_INET, AF_INET6 or AF_UNIX, and not listening (SO_ACCEPTCONN 0).
-//
-//tcb:request-path
-func CheckSocket(fd int) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return violation("fd", "fstat of passed descriptor: %v", err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return violation("fd", "passed descriptor is not a socket (mode %#o)", st.Mode&unix.S_IFMT)
-	}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil || typ != unix.SOCK_STREAM {
-		return violation("fd", "passed socket is not a stream socket (type %d)", typ)
-	}
-	dom, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	if err != nil || (dom != unix.AF_INET && dom != unix.AF_INET6 && dom != unix.AF_UNIX) {
-		return violation("fd", "passed socket has family %d", dom)
-	}
-	acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
-	if err != nil || acc != 0 {
-		return violation("fd", "passed socket is a listening socket")
-	}
-	return nil
 }

@@ -92,17 +92,16 @@
 // size (no MSG_TRUNC), no MSG_CTRUNC, control messages are SCM_RIGHTS only,
 // decodes exactly (a map, known keys, right types, no trailing bytes),
 // version, known kind, direction, only the kind's fields set, the kind's
-// exact descriptor count, a Run's sequence number is not 0, the descriptor
-// is a stream socket of family inet, inet6 or unix that is not listening
-// (fstat, SO_TYPE, SO_DOMAIN, SO_ACCEPTCONN); then, in the executor, the
-// state allows the kind, the service index is in range, the running
-// commands are below the hard cap, the service's below its process limit
-// (0: only the cap), the descriptor is a connection accepted on that
-// service's listening socket in the executor's network namespace
-// (executor/tie.go), and the service's client_access admits the
-// descriptor's client (policy.Access.Check). Check does all but the
-// descriptor and executor checks, and is a pure function: FuzzCheck
-// drives it.
+// exact descriptor count, a Run's sequence number is not 0; then, in the
+// executor, the state allows the kind, the descriptor is a stream socket
+// of family inet, inet6 or unix that is not listening (read once for every
+// check that follows: executor/tie.go), the service index is in range,
+// the running commands are below the hard cap, the service's below
+// its process limit (0: only the cap), the descriptor is a connection
+// accepted on that service's listening socket in the executor's network
+// namespace, and the service's client_access admits the descriptor's
+// client (policy.Access.Check). Check does all but the executor's checks,
+// and is a pure function: FuzzCheck drives it.
 //
 // # Versioning
 //

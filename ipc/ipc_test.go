@@ -211,35 +211,11 @@ func sendRaw(t *testing.T, fd int, b []byte, fds ...int) {
 	}
 }
 
+// TestReceiveHostile: what breaks the protocol is a violation, and every
+// descriptor that came with it is closed. (What the descriptor is, the
+// executor checks: executor/tie.go.)
 func TestReceiveHostile(t *testing.T) {
 	run := mustEncode(t, &Message{Kind: KindRun, Seq: 1})
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
-	defer pw.Close()
-	file, err := os.Open("/etc/passwd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	lsn, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lsn)
-	if err := unix.Bind(lsn, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lsn, 1); err != nil {
-		t.Fatal(err)
-	}
-	dgram, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(dgram)
 	s := streamSocket(t)
 	defer unix.Close(s)
 	many := make([]int, 10)
@@ -255,10 +231,6 @@ func TestReceiveHostile(t *testing.T) {
 		{"no fd", run, nil, "with 0 descriptors"},
 		{"two fds", run, []int{s, s}, "with 2 descriptors"},
 		{"ten fds", run, many, "MSG_CTRUNC"},
-		{"pipe", run, []int{int(pr.Fd())}, "not a socket"},
-		{"regular file", run, []int{int(file.Fd())}, "not a socket"},
-		{"listening socket", run, []int{lsn}, "listening socket"},
-		{"datagram socket", run, []int{dgram}, "not a stream socket"},
 		{"garbage with fd", []byte("garbage"), []int{s}, "not a msgpack map"},
 		{"oversized with fd", make([]byte, 4*MaxMessage), []int{s}, "over"},
 	}

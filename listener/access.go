@@ -14,9 +14,13 @@ package listener
 // the connections handed on within client_rate_time_unit.
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"spawnd/ipc"
 	"spawnd/policy"
@@ -65,7 +69,7 @@ func (l *listener) admit(svc *service, cfd int) (*tally, bool) {
 	if len(cs.access) == 0 && cs.byKey == nil {
 		return nil, true
 	}
-	peer, err := policy.Peer(cfd)
+	peer, err := peer(cfd)
 	if err != nil { // gone already
 		return nil, false
 	}
@@ -102,6 +106,25 @@ func (l *listener) admit(svc *service, cfd int) (*tally, bool) {
 	}
 	c.inflight++
 	return c, true
+}
+
+// peer returns the client of the connected socket fd, read from the socket
+// (the executor reads it again with the rest of the socket: executor/tie.go).
+func peer(fd int) (policy.Client, error) {
+	sa, err := unix.Getpeername(fd)
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return policy.Client{Addr: netip.AddrFrom4(a.Addr)}, nil
+	case *unix.SockaddrInet6:
+		return policy.Client{Addr: netip.AddrFrom16(a.Addr).Unmap()}, nil
+	case *unix.SockaddrUnix:
+		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil {
+			return policy.Client{}, fmt.Errorf("getsockopt SO_PEERCRED: %w", err)
+		}
+		return policy.Client{Uid: cred.Uid, Gid: cred.Gid}, nil
+	}
+	return policy.Client{}, fmt.Errorf("getpeername: %v", cmp.Or(err, errors.New("not an inet or unix socket")))
 }
 
 // clientKey is what the limits count by: the address, an IPv6 one's /64,

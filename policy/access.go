@@ -5,14 +5,11 @@ package policy
 // every socket it is handed (Access.Check).
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // maxAccess bounds a list's canonical form, so that the Service message
@@ -48,26 +45,6 @@ func (c Client) String() string {
 	return fmt.Sprintf("uid %d gid %d", c.Uid, c.Gid)
 }
 
-// Peer returns the client of the connected socket fd, read from the socket.
-//
-//tcb:request-path
-func Peer(fd int) (Client, error) {
-	sa, err := unix.Getpeername(fd)
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return Client{Addr: netip.AddrFrom4(a.Addr)}, nil
-	case *unix.SockaddrInet6:
-		return Client{Addr: netip.AddrFrom16(a.Addr).Unmap()}, nil
-	case *unix.SockaddrUnix:
-		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err != nil {
-			return Client{}, fmt.Errorf("getsockopt SO_PEERCRED: %w", err)
-		}
-		return Client{Uid: cred.Uid, Gid: cred.Gid}, nil
-	}
-	return Client{}, fmt.Errorf("getpeername: %v", cmp.Or(err, errors.New("not an inet or unix socket")))
-}
-
 // Decide returns whether c may connect and the index of the pattern that
 // decided, -1 when none matched.
 //
@@ -82,17 +59,13 @@ func (a Access) Decide(c Client) (bool, int) {
 	return len(a) == 0, -1
 }
 
-// Check re-checks the client of socket fd (the executor's defence in
-// depth); the error says why it is refused.
+// Check re-checks client c, read by the executor from the socket it is
+// handed (its defence in depth); the error says why it is refused.
 //
 //tcb:request-path
-func (a Access) Check(fd int) error {
-	if len(a) == 0 {
-		return nil
-	}
-	c, err := Peer(fd)
-	if ok, i := a.Decide(c); err != nil || !ok {
-		return cmp.Or(err, fmt.Errorf("client %s refused by client_access %s", c, a.Rule(i)))
+func (a Access) Check(c Client) error {
+	if ok, i := a.Decide(c); !ok {
+		return fmt.Errorf("client %s refused by client_access %s", c, a.Rule(i))
 	}
 	return nil
 }
