@@ -63,7 +63,7 @@ type Executor struct {
 	timer   int // timerfd, armed at the nearest deadline
 	armed   time.Time
 	cwd     string
-	cg      *cgroups // nil: no cgroup v2, the tree walk (spawn.go)
+	cg      *cgroups // nil: no cgroup v2, process groups only (spawn.go)
 	netns   uint64   // the network namespace's cookie (tie.go)
 	req     sock     // the passed socket of the request in hand: check reads it, spawn uses it
 	sup     supervisor

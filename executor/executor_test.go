@@ -550,73 +550,94 @@ func procStats() []procStat {
 	return out
 }
 
+// TestTimeLimit: at the time limit the client sees end of file, the
+// result says so, and the command's process group is gone (also without
+// cgroups: the group kill). With cgroups a grandchild that left the group
+// (setsid) is gone too; without, it escapes (SECURITY.md, not protected).
 func TestTimeLimit(t *testing.T) {
 	needRoot(t)
 	// The escaped grandchild's argv is unique, to find it again.
 	escaped := fmt.Sprintf("59.%d", os.Getpid())
-	for _, script := range []string{
-		"sleep 60 & sleep 60",
-		"setsid sleep " + escaped + " & sleep 60",
-	} {
-		t.Run(script, func(t *testing.T) {
-			var found []procStat
-			t.Cleanup(func() {
-				for _, st := range found {
-					unix.Kill(st.pid, unix.SIGKILL)
-				}
-			})
-			svc := service("/bin/sh", "-c", script)
-			svc.TimeLimit = time.Second
-			f := start(t, 10, svc)
-			f.hello()
-			server, client := unixClient(t)
-			began := time.Now()
-			f.run(1, 0, server)
-			unix.Close(server)
-			// Before the limit: the grandchild really left the group.
-			if strings.Contains(script, "setsid") {
-				for deadline := time.Now().Add(svc.TimeLimit); len(found) == 0; time.Sleep(10 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Fatal("the setsid grandchild did not appear before the time limit")
+	for _, cgroups := range []bool{true, false} {
+		for _, script := range []string{
+			"sleep 60 & sleep 60",
+			"setsid sleep " + escaped + " & sleep 60",
+		} {
+			t.Run(fmt.Sprintf("cgroups %v: %s", cgroups, script), func(t *testing.T) {
+				var found []procStat
+				t.Cleanup(func() {
+					for _, st := range found {
+						unix.Kill(st.pid, unix.SIGKILL)
 					}
-					for _, st := range procStats() {
-						if st.cmdline == "sleep\x00"+escaped+"\x00" && st.state != "Z" && st.pgrp == st.pid {
-							found = append(found, st)
+				})
+				svc := service("/bin/sh", "-c", script)
+				svc.TimeLimit = time.Second
+				e, log := newExecutor(t, 10, svc)
+				if !cgroups {
+					e.cg = nil
+				} else if e.cg == nil {
+					t.Skip("no cgroup v2 here: only the subtests without cgroups apply")
+				}
+				f := serve(t, e, log)
+				// The result is due at the limit: wait 20 seconds at most.
+				unix.SetsockoptTimeval(f.lfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 20})
+				f.hello()
+				server, client := unixClient(t)
+				began := time.Now()
+				f.run(1, 0, server)
+				unix.Close(server)
+				// Before the limit: the grandchild really left the group.
+				if strings.Contains(script, "setsid") {
+					for deadline := time.Now().Add(svc.TimeLimit); len(found) == 0; time.Sleep(10 * time.Millisecond) {
+						if time.Now().After(deadline) {
+							t.Fatal("the setsid grandchild did not appear before the time limit")
+						}
+						for _, st := range procStats() {
+							if st.cmdline == "sleep\x00"+escaped+"\x00" && st.state != "Z" && st.pgrp == st.pid {
+								found = append(found, st)
+							}
 						}
 					}
 				}
-			}
-			readAll(t, client, 30*time.Second)
-			if took := time.Since(began); took > svc.TimeLimit+5*time.Second {
-				t.Errorf("client saw end of file after %v, limit %v", took, svc.TimeLimit)
-			}
-			m := f.receive()
-			if m.Kind != ipc.KindExited || !m.Timeout || m.Signal != 9 {
-				t.Errorf("result %+v, want timeout and signal 9", m)
-			}
-			for deadline := time.Now().Add(10 * time.Second); groupAlive(int(m.Pid)); {
-				if time.Now().After(deadline) {
-					t.Fatalf("process group %d still alive after the time limit", m.Pid)
+				readAll(t, client, 30*time.Second)
+				if took := time.Since(began); took > svc.TimeLimit+5*time.Second {
+					t.Errorf("client saw end of file after %v, limit %v", took, svc.TimeLimit)
 				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			// After the limit: nothing is left, the escaped grandchild
-			// included (a zombie at most, until init reaps it).
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				var alive []procStat
-				for _, st := range procStats() {
-					if st.cmdline == "sleep\x00"+escaped+"\x00" && st.state != "Z" {
-						alive = append(alive, st)
+				m := f.receive()
+				if m.Kind != ipc.KindExited || !m.Timeout || m.Signal != 9 {
+					t.Errorf("result %+v, want timeout and signal 9", m)
+				}
+				for deadline := time.Now().Add(10 * time.Second); groupAlive(int(m.Pid)); {
+					if time.Now().After(deadline) {
+						t.Fatalf("process group %d still alive after the time limit", m.Pid)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				// After the limit: with cgroups nothing is left, the escaped
+				// grandchild included (a zombie at most, until init reaps
+				// it); without, the grandchild is still running.
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					var alive []procStat
+					for _, st := range procStats() {
+						if st.cmdline == "sleep\x00"+escaped+"\x00" && st.state != "Z" {
+							alive = append(alive, st)
+						}
+					}
+					if !cgroups {
+						if len(alive) != len(found) {
+							t.Errorf("without cgroups: %d escaped descendants running, want %d (those that left the group)", len(alive), len(found))
+						}
+						break
+					}
+					if len(alive) == 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("escaped descendants still running after the time limit: %+v", alive)
 					}
 				}
-				if len(alive) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("escaped descendants still running after the time limit: %+v", alive)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -29,7 +29,9 @@ package executor
 //     in the process may wait for children (os/exec, os.Process Wait).
 //  6. Each command runs in a cgroup of its own (cgroup.go), created with
 //     CLONE_INTO_CGROUP, so that killing the cgroup reaches every process
-//     it started, however it left the command's process tree.
+//     it started, however it left the command's process tree. Without
+//     cgroup v2 the time limit kills the command's process group only: a
+//     process that leaves it (setsid, a double fork) escapes the limit.
 //  7. Every child is forked on the main thread, where the loop runs
 //     (OnMainThread): Pdeathsig fires when the thread that forked a child
 //     ends, and the main thread ends only with the process. So commands
@@ -101,7 +103,7 @@ type command struct {
 	pid      int
 	pidfd    int
 	fd       int    // the executor's copy of the client socket
-	cgroup   string // its cgroup, or "" (the tree walk)
+	cgroup   string // its cgroup, or "" (its process group only)
 	start    time.Time
 	deadline time.Time // of the time limit; zero: none
 	at       int       // index in the deadlines heap, -1 when not in it
@@ -260,10 +262,10 @@ func (e *Executor) strays() {
 }
 
 // kill is the time limit: it kills the command's cgroup, or without
-// cgroups its process group and every descendant that left it (see
-// walk), as root, and shuts the connection down, so that the client sees
-// end of file whatever still holds the socket. A command already reaped
-// has left a cgroup behind: that is killed, and removed once empty.
+// cgroups its process group, as root, and shuts the connection down, so
+// that the client sees end of file whatever still holds the socket. A
+// command already reaped has left a cgroup behind: that is killed, and
+// removed once empty.
 //
 //tcb:request-path
 func (e *Executor) kill(c *command) {
@@ -281,73 +283,14 @@ func (e *Executor) kill(c *command) {
 		return
 	}
 	if !e.cg.kill(c.cgroup) {
-		walk(c.pid)
+		unix.Kill(-c.pid, unix.SIGKILL)
 	}
 	unix.Shutdown(c.fd, unix.SHUT_RDWR)
 	c.timeout = true
 }
 
-// walk kills the process group of pid and every descendant that left it
-// (setsid), found through /proc by parent pid, each stopped before its
-// children are looked for: a stopped process can neither fork a new one
-// nor reap one, so no pid in the tree can be reused before the kill. It is
-// the fallback where there is no cgroup v2, and a descendant that a
-// double fork made init's child escapes it.
-//
-//tcb:request-path
-func walk(pid int) {
-	unix.Kill(-pid, unix.SIGSTOP)
-	tree := []int{pid}
-	in := map[int]bool{pid: true}
-	for round := 0; round < 100; round++ {
-		more := children(in)
-		if len(more) == 0 {
-			break
-		}
-		for _, pid := range more {
-			unix.Kill(pid, unix.SIGSTOP)
-			in[pid] = true
-		}
-		tree = append(tree, more...)
-	}
-	unix.Kill(-pid, unix.SIGKILL)
-	for _, pid := range tree {
-		unix.Kill(pid, unix.SIGKILL)
-	}
-}
-
-// children returns the processes whose parent is in parents and which are
-// not in it themselves.
-//
-//tcb:request-path
-func children(parents map[int]bool) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err == nil && !parents[pid] && parents[parent(pid)] {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// parent returns pid's parent from /proc/pid/stat, or -1.
-//
-//tcb:request-path
-func parent(pid int) int {
-	if f := stat(pid); len(f) > 1 {
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			return ppid
-		}
-	}
-	return -1
-}
-
 // stat returns the fields of /proc/pid/stat after the command name, the
-// state first.
-//
-//tcb:request-path
+// state first (cgroup.go: a process's start time).
 func stat(pid int) []string {
 	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	// pid (comm) state ppid ...: comm may hold spaces and parentheses.

@@ -61,9 +61,9 @@
 // master(8) they are in master(8)'s cgroup (postfix.service's), which
 // spawnd is in: cgroup v2 lets a root process create cgroups anywhere,
 // and master(8) neither uses nor removes them. Without cgroup v2 (or
-// without cgroup.kill), the time limit stops the command's process group
-// and every descendant found in /proc by parent pid, then kills them: a
-// process that a double fork made init's child escapes that. spawnd needs
+// without cgroup.kill), the time limit kills the command's process group
+// only: a process that leaves it (setsid, a double fork) escapes the
+// limit. spawnd needs
 // pidfds (Linux 5.4 or later) and says so at start-up when there are
 // none.
 //
