@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -16,7 +17,7 @@ import (
 // once (read) and used by the tie check, client_access and the command's
 // peer variables.
 type sock struct {
-	local, peer unix.Sockaddr // peer nil: not connected, err says why
+	local, peer syscall.Sockaddr // peer nil: not connected, err says why
 	err         error
 	cred        unix.Ucred // unix: the client's (SO_PEERCRED)
 	netns       uint64     // SO_NETNS_COOKIE, when read
@@ -26,7 +27,8 @@ type sock struct {
 // "fd") unless it is a stream socket of family inet, inet6 or unix that is
 // not listening. The rest is tied's. fstat and SO_DOMAIN are read only to
 // word a refusal, SO_ACCEPTCONN only for a socket without a peer (a
-// listening socket has none).
+// listening socket has none). The addresses come from package syscall:
+// x/sys reads SO_PROTOCOL besides, for every inet address.
 //
 //tcb:request-path
 func (s *sock) read(fd int, netns bool) error {
@@ -39,18 +41,18 @@ func (s *sock) read(fd int, netns bool) error {
 		return &ipc.Violation{Check: "fd", Detail: fmt.Sprintf("passed socket is not a stream socket (type %d)", typ)}
 	}
 	*s = sock{}
-	switch s.local, _ = unix.Getsockname(fd); s.local.(type) {
-	case *unix.SockaddrInet4, *unix.SockaddrInet6, *unix.SockaddrUnix:
+	switch s.local, _ = syscall.Getsockname(fd); s.local.(type) {
+	case *syscall.SockaddrInet4, *syscall.SockaddrInet6, *syscall.SockaddrUnix:
 	default:
 		dom, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
 		return &ipc.Violation{Check: "fd", Detail: fmt.Sprintf("passed socket has family %d", dom)}
 	}
-	if s.peer, s.err = unix.Getpeername(fd); s.err != nil {
+	if s.peer, s.err = syscall.Getpeername(fd); s.err != nil {
 		if acc, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); acc != 0 {
 			return &ipc.Violation{Check: "fd", Detail: "passed socket is a listening socket"}
 		}
 		s.err = fmt.Errorf("getpeername: %v", s.err)
-	} else if _, ok := s.local.(*unix.SockaddrUnix); ok {
+	} else if _, ok := s.local.(*syscall.SockaddrUnix); ok {
 		// A connected unix socket always has its peer's credentials.
 		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
 			s.cred = *cred
@@ -68,8 +70,8 @@ func (s *sock) read(fd int, netns bool) error {
 // listening sockets, read once when the service's entry is made (they do
 // not change), not on every request.
 type lsock struct {
-	addr unix.Sockaddr // nil: unreadable or not a stream socket, matches nothing
-	file [2]uint32     // unix: the file it is bound to (boundFile)
+	addr syscall.Sockaddr // nil: unreadable or not a stream socket, matches nothing
+	file [2]uint32        // unix: the file it is bound to (boundFile)
 }
 
 // listening reads the address and bound file of each of fds.
@@ -77,7 +79,7 @@ func listening(fds []int) []lsock {
 	ls := make([]lsock, len(fds))
 	for i, l := range fds {
 		if typ, _ := unix.GetsockoptInt(l, unix.SOL_SOCKET, unix.SO_TYPE); typ == unix.SOCK_STREAM {
-			ls[i].addr, _ = unix.Getsockname(l)
+			ls[i].addr, _ = syscall.Getsockname(l)
 		}
 		ls[i].file, _ = boundFile(l) // none for inet: zero
 	}
@@ -110,7 +112,7 @@ func (s *sock) tied(fd int, ls []lsock, netns uint64) error {
 		if !same {
 			continue
 		}
-		if _, ok := s.local.(*unix.SockaddrUnix); !ok {
+		if _, ok := s.local.(*syscall.SockaddrUnix); !ok {
 			return nil
 		}
 		// The path is a name: the listener may have bound a socket of its
@@ -130,7 +132,7 @@ func (s *sock) tied(fd int, ls []lsock, netns uint64) error {
 //
 //tcb:request-path
 func (s *sock) client() policy.Client {
-	if _, ok := s.local.(*unix.SockaddrUnix); ok {
+	if _, ok := s.local.(*syscall.SockaddrUnix); ok {
 		return policy.Client{Uid: s.cred.Uid, Gid: s.cred.Gid}
 	}
 	ip, _ := inet(s.peer)
@@ -141,7 +143,7 @@ func (s *sock) client() policy.Client {
 //
 //tcb:request-path
 func (s *sock) env() []string {
-	if _, ok := s.local.(*unix.SockaddrUnix); ok {
+	if _, ok := s.local.(*syscall.SockaddrUnix); ok {
 		return []string{"PROTO=UNIX", fmt.Sprint("UNIXREMOTEUID=", s.cred.Uid),
 			fmt.Sprint("UNIXREMOTEGID=", s.cred.Gid), fmt.Sprint("UNIXREMOTEPID=", s.cred.Pid)}
 	}
@@ -155,11 +157,11 @@ func (s *sock) env() []string {
 // IPv6 socket shows as IPv4.
 //
 //tcb:request-path
-func inet(sa unix.Sockaddr) (netip.Addr, int) {
+func inet(sa syscall.Sockaddr) (netip.Addr, int) {
 	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
+	case *syscall.SockaddrInet4:
 		return netip.AddrFrom4(a.Addr), a.Port
-	case *unix.SockaddrInet6:
+	case *syscall.SockaddrInet6:
 		return netip.AddrFrom16(a.Addr).Unmap(), a.Port
 	}
 	return netip.Addr{}, 0
@@ -217,16 +219,16 @@ func boundFile(fd int) (file [2]uint32, ok bool) {
 // or the same port and, unless l is the wildcard, the same address.
 //
 //tcb:request-path
-func sameAddr(a, l unix.Sockaddr) (family, same bool) {
+func sameAddr(a, l syscall.Sockaddr) (family, same bool) {
 	switch l := l.(type) {
-	case *unix.SockaddrUnix:
-		a, ok := a.(*unix.SockaddrUnix)
+	case *syscall.SockaddrUnix:
+		a, ok := a.(*syscall.SockaddrUnix)
 		return ok, ok && l.Name != "" && a.Name == l.Name
-	case *unix.SockaddrInet4:
-		a, ok := a.(*unix.SockaddrInet4)
+	case *syscall.SockaddrInet4:
+		a, ok := a.(*syscall.SockaddrInet4)
 		return ok, ok && a.Port == l.Port && (l.Addr == [4]byte{} || a.Addr == l.Addr)
-	case *unix.SockaddrInet6:
-		a, ok := a.(*unix.SockaddrInet6)
+	case *syscall.SockaddrInet6:
+		a, ok := a.(*syscall.SockaddrInet6)
 		return ok, ok && a.Port == l.Port && (l.Addr == [16]byte{} || a.Addr == l.Addr)
 	}
 	return false, false
@@ -235,8 +237,8 @@ func sameAddr(a, l unix.Sockaddr) (family, same bool) {
 // addrText names a local address in a refusal.
 //
 //tcb:request-path
-func addrText(sa unix.Sockaddr) string {
-	if u, ok := sa.(*unix.SockaddrUnix); ok {
+func addrText(sa syscall.Sockaddr) string {
+	if u, ok := sa.(*syscall.SockaddrUnix); ok {
 		return fmt.Sprintf("%q", u.Name)
 	}
 	ip, port := inet(sa)
