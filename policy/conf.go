@@ -45,28 +45,24 @@ func (l *loader) logical(file, text string) []line {
 	return out
 }
 
-// splitNameVal splits "name = value" as Postfix's split_nameval does.
+// splitNameVal splits "name = value" as Postfix's split_nameval does; after
+// an error, name and value mean nothing.
 func splitNameVal(s string) (name, value, err string) {
 	name, value, ok := strings.Cut(s, "=")
-	name = strings.Trim(name, spaces)
-	if name == "" {
-		return "", "", "missing attribute name"
+	if name = strings.Trim(name, spaces); name == "" {
+		err = "missing attribute name"
 	} else if !ok || strings.ContainsAny(name, spaces) {
-		return "", "", "missing '=' after attribute name"
+		err = "missing '=' after attribute name"
 	}
-	return name, strings.Trim(value, spaces), ""
+	return name, strings.Trim(value, spaces), err
 }
 
 // balanced returns the length of the {...} or (...) group that s starts
 // with, or 0 when there is none (Postfix's balpar).
 func balanced(s string) int {
-	open := byte(0)
-	if s != "" {
-		open = s[0]
-	}
-	close := map[byte]byte{'{': '}', '(': ')'}[open]
+	close := map[string]byte{"{": '}', "(": ')'}[s[:min(len(s), 1)]]
 	for i, level := 0, 0; close != 0 && i < len(s); i++ {
-		if s[i] == open {
+		if s[i] == s[0] {
 			level++
 		} else if s[i] == close {
 			if level--; level == 0 {
@@ -373,26 +369,19 @@ func compare(a, b string, level bool) (int, error) {
 	return cmp.Compare(n[0], n[1]), nil
 }
 
-// convTime converts a Postfix time value to seconds: an integer and an
-// optional unit s, m, h, d or w, of which only the first letter counts
-// (conv_time).
-func convTime(v string) (int64, bool) {
-	n := len(v) - len(strings.TrimLeft(strings.TrimPrefix(v, "+"), "0123456789"))
-	num, err := strconv.ParseInt(v[:n], 10, 32)
-	unit := (v + "s")[n] // the first byte after the digits, s if none
-	mult := map[byte]int64{'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}[unit]
-	if err != nil || mult == 0 || num < 0 || num > math.MaxInt32/mult {
-		return 0, false
-	}
-	return num * mult, true
-}
-
-// time returns a time parameter of at least min seconds.
+// time returns a time parameter of at least min seconds, 0 after an
+// error: an integer and an optional unit s, m, h, d or w, of which only
+// the first letter counts (conv_time).
 func (c *conf) time(name string, min int64) time.Duration {
 	v, ok := c.str(name)
-	n, valid := convTime(v)
-	if ok && !valid {
-		c.errorf(name, "parameter %s: bad time value or unit: %s", name, v)
+	d := len(v) - len(strings.TrimLeft(strings.TrimPrefix(v, "+"), "0123456789"))
+	n, err := strconv.ParseInt(v[:d], 10, 32)
+	unit := map[byte]int64{'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}[(v + "s")[d]] // s if none
+	if n *= unit; err != nil || n > math.MaxInt32 || unit == 0 {
+		n = 0
+		if ok {
+			c.errorf(name, "parameter %s: bad time value or unit: %s", name, v)
+		}
 	} else if ok && n < min {
 		c.errorf(name, "invalid %s: %d (min %d)", name, n, min)
 	}

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"net"
 	"os"
 	"os/user"
@@ -103,31 +102,17 @@ func (osAccounts) GroupName(gid uint32) string {
 
 // defaults are Postfix's defaults of the parameters spawnd uses.
 var defaults = map[string]string{
-	"mail_owner":            "postfix",
-	"command_time_limit":    "1000s",
-	"default_process_limit": "100",
-	"syslog_name":           "${multi_instance_name?{$multi_instance_name}:{postfix}}",
-	"multi_instance_name":   "",
-	"syslog_facility":       "mail",
-	"maillog_file":          "",
-	"queue_directory":       "/var/spool/postfix",
-	"max_use":               "100",
-	"max_idle":              "100s",
-	"export_environment":    "TZ MAIL_CONFIG LANG",
+	"mail_owner": "postfix", "command_time_limit": "1000s", "default_process_limit": "100",
+	"syslog_name": "${multi_instance_name?{$multi_instance_name}:{postfix}}", "multi_instance_name": "",
+	"syslog_facility": "mail", "maillog_file": "", "queue_directory": "/var/spool/postfix",
+	"max_use": "100", "max_idle": "100s", "export_environment": "TZ MAIL_CONFIG LANG",
 
-	// spawnd's own: the command's resource limits, 0 (none) by default.
-	"command_cpu_limit":           "0",
-	"command_address_space_limit": "0",
-	"command_open_files_limit":    "0",
-	"command_nproc_limit":         "0",
-	"command_file_size_limit":     "0",
-	"command_no_new_privileges":   "no",
-
-	// Who may connect, and how much (access.go).
-	"client_access":                "",
-	"client_connection_limit":      "0",
-	"client_connection_rate_limit": "0",
-	"client_rate_time_unit":        "60s",
+	// spawnd's own: the command's resource limits, 0 (none) by default,
+	// and who may connect and how much (access.go).
+	"command_cpu_limit": "0", "command_address_space_limit": "0", "command_open_files_limit": "0",
+	"command_nproc_limit": "0", "command_file_size_limit": "0", "command_no_new_privileges": "no",
+	"client_access": "", "client_connection_limit": "0", "client_connection_rate_limit": "0",
+	"client_rate_time_unit": "60s",
 }
 
 // loader collects what one load finds.
@@ -200,9 +185,7 @@ func (l *loader) result(p *Policy, services ...*Service) (*Policy, error) {
 // services whose command is spawn or spawnd, and validates everything.
 // env is spawnd's environment, for export_environment. It returns the
 // policy, or an ErrorList with every error found.
-func Load(dir string, env []string) (*Policy, error) {
-	return load(dir, env, osAccounts{})
-}
+func Load(dir string, env []string) (*Policy, error) { return load(dir, env, osAccounts{}) }
 
 func load(dir string, env []string, acct accounts) (*Policy, error) {
 	l := newLoader(env, acct)
@@ -235,24 +218,20 @@ func loadDaemon(dir string, a *DaemonArgs, env []string, acct accounts) (*Policy
 	l := newLoader(env, acct)
 	pos := Error{File: filepath.Join(dir, "master.cf"), Service: cmp.Or(a.Service, filepath.Base(os.Args[0]))}
 	over := l.overrides(pos, a)
-	all := maps.Clone(over)
 	for name, v := range map[string]string{"max_idle": a.MaxIdle, "max_use": a.MaxUse} {
 		if v != "" { // -i, -m
-			all[name] = v
+			over[name] = v
 		}
 	}
-	c := l.mainCF(dir, true).with(all, pos)
+	c := l.mainCF(dir, true).with(over, pos)
 	p := l.global(c)
 	l.checks(pos, check{a.Transport == "", "no transport type specified"},
 		check{a.Transport == Pass, "transport type pass is not supported: spawnd does not receive passed connections"},
 		check{!slices.Contains([]string{"", Pass, Unix, Inet}, a.Transport), "unsupported transport type: " + a.Transport})
 	s := l.service(c, p, pos, a.Attrs, over, a.Transport)
 	s.Endpoint = Endpoint{Type: a.Transport}
-	max := l.maxproc(pos, a)
-	n, err := strconv.Atoi(max)
-	if s.ProcessLimit = n; max == "-" {
-		s.ProcessLimit = p.defaultLimit
-	} else if err != nil || !digits(max) {
+	var ok bool
+	if s.ProcessLimit, ok = p.processLimit(l.maxproc(pos, a)); !ok {
 		l.add(pos, "no %s entry of this service with a maxproc in master.cf (changed since postfix reload?)", a.Transport)
 	}
 	return l.result(p, s)
@@ -290,11 +269,10 @@ func (l *loader) global(c *conf) *Policy {
 		QueueDirectory: c.path("queue_directory", false)}
 	p.SyslogName, _ = c.str("syslog_name")
 	name, _ := c.str("syslog_facility")
-	fac, ok := facilities[strings.ToLower(name)]
-	if !ok {
+	var ok bool
+	if p.SyslogFacility, ok = facilities[strings.ToLower(name)]; !ok {
 		c.errorf("syslog_facility", "parameter syslog_facility: unrecognized value: %s", name)
 	}
-	p.SyslogFacility = fac
 	owner, ok := c.str("mail_owner")
 	uid, gid, err := l.acct.User(owner)
 	switch {
@@ -349,14 +327,12 @@ func (l *loader) masterCF(p *Policy, c *conf, file, text string) ([]*Service, in
 func (l *loader) entry(p *Policy, c *conf, pos Error, w []string) *Service {
 	bad := func(col int) { l.add(pos, "field %q: bad value: %q", masterColumns[col], w[col]) }
 	yes := func(col int, def string) bool {
-		v := w[col]
-		if v == "-" {
-			v = def
-		}
-		if v != "y" && v != "n" {
+		if w[col] == "-" {
+			return def == "y"
+		} else if w[col] != "y" && w[col] != "n" {
 			bad(col)
 		}
-		return v == "y"
+		return w[col] == "y"
 	}
 	ep, err := endpoint(w[1], w[0], yes(2, "y"), p.QueueDirectory)
 	if err != nil {
@@ -370,10 +346,8 @@ func (l *loader) entry(p *Policy, c *conf, pos Error, w []string) *Service {
 	if w[5] != "-" && !digits(strings.TrimSuffix(w[5], "?")) {
 		bad(5)
 	}
-	limit, aerr := strconv.Atoi(w[6])
-	if w[6] == "-" {
-		limit = p.defaultLimit
-	} else if !digits(w[6]) || aerr != nil {
+	limit, ok := p.processLimit(w[6])
+	if !ok {
 		bad(6)
 	}
 	if err != nil {
@@ -393,6 +367,16 @@ func (l *loader) entry(p *Policy, c *conf, pos Error, w []string) *Service {
 
 func digits(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
 
+// processLimit reads a maxproc column: decimal digits, or - for
+// default_process_limit.
+func (p *Policy) processLimit(v string) (int, bool) {
+	n, err := strconv.Atoi(v)
+	if v == "-" {
+		return p.defaultLimit, true
+	}
+	return n, err == nil && digits(v)
+}
+
 // endpoint resolves a master.cf service name and type into an address;
 // after an error the address is the name.
 func endpoint(typ, name string, private bool, queue string) (Endpoint, error) {
@@ -405,10 +389,7 @@ func endpoint(typ, name string, private bool, queue string) (Endpoint, error) {
 		} else if i := strings.LastIndexByte(name, ':'); i >= 0 {
 			host, port = name[:i], name[i+1:]
 		}
-		n, err := strconv.Atoi(port)
-		if err != nil {
-			n, err = net.LookupPort("tcp", port)
-		}
+		n, err := net.LookupPort("tcp", port)
 		if err != nil || n < 1 || n > 65535 || strings.ContainsAny(host, "[] \t") {
 			return ep, fmt.Errorf("bad inet service name %q: want [host:]port or [ipv6]:port", name)
 		} else if private {
@@ -416,11 +397,8 @@ func endpoint(typ, name string, private bool, queue string) (Endpoint, error) {
 		}
 		ep.Address = net.JoinHostPort(host, strconv.Itoa(n))
 	case Unix:
-		if sub := "public"; !filepath.IsAbs(name) {
-			if private {
-				sub = "private"
-			}
-			ep.Address = filepath.Join(queue, sub, name)
+		if !filepath.IsAbs(name) {
+			ep.Address = filepath.Join(queue, map[bool]string{true: "private", false: "public"}[private], name)
 		}
 		if len(ep.Address) > 107 { // sun_path holds 108 bytes with the NUL
 			return ep, fmt.Errorf("socket path %s is longer than 107 bytes", ep.Address)

@@ -446,8 +446,11 @@ func TestTimeValues(t *testing.T) {
 		{"10x", 0, false}, {"3551w", 0, false}, {"99999999999", 0, false}, {"2147483648", 0, false},
 		{" 5", 0, false}, {"5 ", 0, false},
 	} {
-		if got, ok := convTime(tc.v); got != tc.want || ok != tc.ok {
-			t.Errorf("convTime(%q) = %d, %v; want %d, %v", tc.v, got, ok, tc.want, tc.ok)
+		l := newLoader(nil, fixtures{})
+		c := l.parseMainCF("main.cf", "")
+		c.vals["t"] = tc.v
+		if got := c.time("t", 0); got != time.Duration(tc.want)*time.Second || (l.errs == nil) != tc.ok {
+			t.Errorf("time value %q = %v, %v; want %ds, ok %v", tc.v, got, l.errs, tc.want, tc.ok)
 		}
 	}
 	s := one(t, "command_time_limit = 2d\nbase = 3\n127.0.0.1:9998_time_limit = ${base}h\n",

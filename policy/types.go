@@ -26,9 +26,8 @@ type Policy struct {
 
 // Account is a resolved user: name, uid and gid.
 type Account struct {
-	Name string
-	Uid  uint32
-	Gid  uint32
+	Name     string
+	Uid, Gid uint32
 }
 
 // Endpoint types, as in master.cf's second column. Pass occurs only in
@@ -62,11 +61,9 @@ type Service struct {
 	// path that resolved to an executable regular file at load time.
 	Argv []string
 
-	User   string // user= name, and group name (the primary group when none was given)
-	Group  string
-	Uid    uint32
-	Gid    uint32
-	Groups []uint32 // supplementary groups the command gets: exactly [Gid]
+	User, Group string // user= name, and group name (the primary group when none was given)
+	Uid, Gid    uint32
+	Groups      []uint32 // supplementary groups the command gets: exactly [Gid]
 
 	TimeLimit    time.Duration // <service>_time_limit, default $command_time_limit
 	ProcessLimit int           // maxproc column; 0 means only the executor's hard cap
@@ -83,10 +80,9 @@ type Service struct {
 	// client_connection_limit (commands at once per client), RateLimit
 	// client_connection_rate_limit (connections per client per RateUnit,
 	// client_rate_time_unit); 0: no limit.
-	Access      Access
-	ClientLimit int
-	RateLimit   int
-	RateUnit    time.Duration
+	Access                 Access
+	ClientLimit, RateLimit int
+	RateUnit               time.Duration
 
 	// Limits are the command's resource limits and no_new_privileges,
 	// all off by default as in spawn(8).
