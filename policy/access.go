@@ -86,13 +86,7 @@ func (a Access) Rule(i int) string {
 
 // String returns the list in canonical form, numbers only, which
 // ParseAccess reads back.
-func (a Access) String() string {
-	s := make([]string, len(a))
-	for i := range a {
-		s[i] = a.Rule(i)
-	}
-	return strings.Join(s, " ")
-}
+func (a Access) String() string { return joined(len(a), " ", a.Rule) }
 
 // ParseAccess reads a list in canonical form (Access.String).
 func ParseAccess(list string) (Access, error) { return parseAccess(list, Pass, nil) }

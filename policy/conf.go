@@ -79,12 +79,10 @@ func balanced(s string) int {
 func words(s, seps string) ([]string, error) {
 	var out []string
 	for i := 0; i < len(s); i++ {
-		start, level := i, 0
-		for ; i < len(s) && (level > 0 || strings.IndexByte(seps, s[i]) < 0); i++ {
-			if s[i] == '{' {
-				level++
-			} else if s[i] == '}' && level > 0 {
-				level--
+		start := i
+		for ; i < len(s) && strings.IndexByte(seps, s[i]) < 0; i++ {
+			if s[i] == '{' { // on to its }, or the end
+				i += cmp.Or(balanced(s[i:]), len(s)-i) - 1
 			}
 		}
 		if w := s[start:i]; w == "" {
