@@ -437,11 +437,8 @@ func (l *loader) entry(p *Policy, c *conf, pos Error, w []string) *Service {
 	if err != nil {
 		l.add(pos, "%v", err)
 	}
-	a, err := ParseDaemonArgs(w[8:])
-	if err != nil {
-		a = &DaemonArgs{} // reported below, after the columns
-	}
-	a.Unprivileged, a.Chroot = yes(3, "y") || a.Unprivileged, yes(4, "n") || a.Chroot
+	a, err := ParseDaemonArgs(w[8:]) // reported below, after the columns
+	unprivileged, chroot := yes(3, "y"), yes(4, "n")
 	if w[5] != "-" && !digits(strings.TrimSuffix(w[5], "?")) {
 		bad(5)
 	}
@@ -453,6 +450,7 @@ func (l *loader) entry(p *Policy, c *conf, pos Error, w []string) *Service {
 		l.add(pos, "%v", err)
 		return &Service{Endpoint: ep}
 	}
+	a.Unprivileged, a.Chroot = unprivileged || a.Unprivileged, chroot || a.Chroot
 	over := l.overrides(pos, a)
 	s := l.service(c.with(over, pos), p, pos, a.Attrs, over, ep.Type)
 	s.Endpoint, s.ProcessLimit = ep, limit
