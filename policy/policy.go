@@ -208,15 +208,15 @@ func load(dir string, env []string, acct accounts) (*Policy, error) {
 }
 
 // LoadDaemon loads the policy of the one service Postfix's master(8)
-// started spawnd for: main.cf from configDir (required, as for Postfix),
+// started spawnd for: main.cf from dir (required, as for Postfix),
 // overrides and attributes from the command line a, the service named by
 // -n or else by the program's base name. master(8) owns the socket: the
 // endpoint has only its type. The concurrency limit is the service's
 // maxproc: 1 with -l, 0 with -z, else the column of its entry in
-// configDir/master.cf (the file master(8) read), "-" meaning
+// dir/master.cf (the file master(8) read), "-" meaning
 // default_process_limit.
-func LoadDaemon(configDir string, a *DaemonArgs, env []string) (*Policy, error) {
-	return loadDaemon(configDir, a, env, osAccounts{})
+func LoadDaemon(dir string, a *DaemonArgs, env []string) (*Policy, error) {
+	return loadDaemon(dir, a, env, osAccounts{})
 }
 
 func loadDaemon(dir string, a *DaemonArgs, env []string, acct accounts) (*Policy, error) {
