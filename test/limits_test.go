@@ -51,10 +51,11 @@ func TestLimitsProgram(t *testing.T) {
 		}
 		return string(out), ws.ExitStatus()
 	}
+	// -nproc is high for the reason TestServeLimits gives.
 	show := []string{"/bin/sh", "-c", "id -u; ulimit -t; ulimit -Ht; ulimit -v; ulimit -n; ulimit -p; ulimit -f; grep NoNewPrivs /proc/self/status"}
 	// ulimit -v and -f count KiB and 512-byte blocks; CPU's hard limit is a second later.
-	if out, code := run(append([]string{"-cpu", "9", "-as", "1073741824", "-nofile", "33", "-nproc", "44",
-		"-fsize", "1048576", "-nnp", "--"}, show...)...); code != 0 || out != "65534\n9\n10\n1048576\n33\n44\n2048\nNoNewPrivs:\t1\n" {
+	if out, code := run(append([]string{"-cpu", "9", "-as", "1073741824", "-nofile", "33", "-nproc", "4444",
+		"-fsize", "1048576", "-nnp", "--"}, show...)...); code != 0 || out != "65534\n9\n10\n1048576\n33\n4444\n2048\nNoNewPrivs:\t1\n" {
 		t.Errorf("every limit: exit %d, output %q", code, out)
 	}
 	for _, tc := range []struct {
@@ -101,8 +102,10 @@ func TestServeLimits(t *testing.T) {
 	burn := writeScript(t, dir, "burn", "while :; do :; done\n")
 	big := writeScript(t, dir, "big", "head -c 10000 /dev/zero > "+out+"/big; echo $?; wc -c < "+out+"/big\n")
 	limited, plain, cpu, fsize := freePort(t), freePort(t), freePort(t), freePort(t)
+	// RLIMIT_NPROC counts every process of nobody, which every test running
+	// beside this one uses too: a low limit would fail show's own forks.
 	all := "-o command_cpu_limit=7 -o command_address_space_limit=1073741824 -o command_open_files_limit=64 " +
-		"-o command_nproc_limit=50 -o command_file_size_limit=1048576 -o command_no_new_privileges=yes"
+		"-o command_nproc_limit=5000 -o command_file_size_limit=1048576 -o command_no_new_privileges=yes"
 	probe, ready := probeService(t) // a probe of show or big would fail it
 	d := StartServe(t, Config{
 		Master: fmt.Sprintf("127.0.0.1:%d inet n n n - - spawnd %s user=nobody argv=%s\n", limited, all, show) +
@@ -133,7 +136,7 @@ func TestServeLimits(t *testing.T) {
 		"Max cpu time":      "7 8", // SIGXCPU at the soft limit, SIGKILL a second later
 		"Max address space": "1073741824 1073741824",
 		"Max open files":    "64 64",
-		"Max processes":     "50 50",
+		"Max processes":     "5000 5000",
 		"Max file size":     "1048576 1048576",
 		"NoNewPrivs":        "1",
 	} {
