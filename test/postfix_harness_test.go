@@ -627,6 +627,13 @@ func shAndSleeps(marker string) []procID {
 	return append(livingWithArg("sh", marker), livingWithArg("sleep", marker)...)
 }
 
+// shAndSleepsStarted reports whether such a command has started: both
+// sleeps exec'd, and the sh that started them alone left (a forked sh
+// that has not exec'd its sleep yet shares the marker).
+func shAndSleepsStarted(marker string) bool {
+	return len(livingWithArg("sleep", marker)) == 2 && len(livingWithArg("sh", marker)) == 1
+}
+
 // cmdline returns a process's command line, words separated by spaces.
 func cmdline(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

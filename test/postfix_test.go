@@ -451,7 +451,7 @@ func TestPostfixSpawndTimeLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for deadline := time.Now().Add(10 * time.Second); len(shAndSleeps(m)) < 3; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !shAndSleepsStarted(m); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the command did not start: %v", shAndSleeps(m))
 		}
@@ -573,7 +573,7 @@ func TestPostfixSpawndStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for deadline := time.Now().Add(10 * time.Second); len(shAndSleeps(m)) < 3; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !shAndSleepsStarted(m); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the command did not start: %v", shAndSleeps(m))
 		}
