@@ -19,35 +19,25 @@ import (
 	"spawnd/policy"
 )
 
-// rlimits are spawnd-limits' options, in the order it applies them.
-var rlimits = []struct {
-	opt string
-	get func(*policy.Limits) uint64
-}{
-	{"-cpu", func(l *policy.Limits) uint64 { return l.CPU }},
-	{"-as", func(l *policy.Limits) uint64 { return l.AddressSpace }},
-	{"-nofile", func(l *policy.Limits) uint64 { return l.OpenFiles }},
-	{"-nproc", func(l *policy.Limits) uint64 { return l.Processes }},
-	{"-fsize", func(l *policy.Limits) uint64 { return l.FileSize }},
-}
-
 // commandLine returns the argv a child of svc execs, argv[0] its path:
 // its command, or spawnd-limits, found beside spawnd's executable self,
 // in front of it.
 func commandLine(self string, svc *policy.Service) []string {
-	if svc.Limits == (policy.Limits{}) {
+	l := svc.Limits
+	if l == (policy.Limits{}) {
 		return svc.Argv
 	}
 	argv := []string{""} // no executable known: the exec fails
 	if self != "" {
 		argv[0] = filepath.Join(filepath.Dir(self), "spawnd-limits")
 	}
-	for _, r := range rlimits {
-		if v := r.get(&svc.Limits); v > 0 {
-			argv = append(argv, r.opt, strconv.FormatUint(v, 10))
+	opts := []string{"-cpu", "-as", "-nofile", "-nproc", "-fsize"} // in the order it applies them
+	for i, v := range []uint64{l.CPU, l.AddressSpace, l.OpenFiles, l.Processes, l.FileSize} {
+		if v > 0 {
+			argv = append(argv, opts[i], strconv.FormatUint(v, 10))
 		}
 	}
-	if svc.Limits.NoNewPrivileges {
+	if l.NoNewPrivileges {
 		argv = append(argv, "-nnp")
 	}
 	return append(append(argv, "--"), svc.Argv...)
