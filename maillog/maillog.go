@@ -62,35 +62,25 @@ type Logger struct {
 // close-on-exec. fac is syslog(3)'s facility number (policy checks
 // syslog_facility's name).
 func Open(maillogFile, postlog, ident string, fac int) (*Logger, error) {
-	if fd, _, err := dialPostlog(postlog); err == nil {
-		l := New(fd, Postlog, ident, fac)
-		l.path = postlog
-		return l, nil
-	} else if postlog != "" {
-		maillogFile = "" // not the file itself, in Postfix mode
-	}
-	if maillogFile != "" {
-		fd, err := -1, error(nil)
-		// /dev/stdout and /dev/stderr are taken as the descriptors: under
-		// systemd they are sockets to the journal, which open(2) refuses.
-		if std, ok := map[string]int{"/dev/stdout": 1, "/dev/stderr": 2}[maillogFile]; ok {
-			fd, err = unix.FcntlInt(uintptr(std), unix.F_DUPFD_CLOEXEC, 3)
-		} else {
-			fd, err = openFile(maillogFile)
-		}
-		if err != nil {
+	fd, kind, err := dialPostlog(postlog)
+	if err != nil && postlog == "" && maillogFile != "" { // not the file itself, in Postfix mode
+		if fd, kind, err = openFile(maillogFile); err != nil {
 			return nil, fmt.Errorf("open maillog_file %s: %w", maillogFile, err)
 		}
-		return New(fd, File, ident, fac), nil
 	}
-	if fd, kind, err := dialSyslog(syslogPath); err == nil {
-		return New(fd, kind, ident, fac), nil
-	}
-	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
-		return nil, fmt.Errorf("dup stderr for logging: %w", err)
+		fd, kind, err = dialSyslog(syslogPath)
 	}
-	return New(fd, File, ident, fac), nil
+	if err != nil {
+		if fd, kind, err = openFile("/dev/stderr"); err != nil {
+			return nil, fmt.Errorf("dup stderr for logging: %w", err)
+		}
+	}
+	l := New(fd, kind, ident, fac)
+	if kind == Postlog {
+		l.path = postlog
+	}
+	return l, nil
 }
 
 // openFile opens maillogFile for appending as Postfix's safe_open does:
@@ -99,21 +89,27 @@ func Open(maillogFile, postlog, ident string, fac int) (*Logger, error) {
 // by this process's user, checked on the open descriptor, so that nothing
 // changes between check and use. O_NONBLOCK and O_NOCTTY: a FIFO or a
 // terminal put there neither blocks the open nor becomes root's.
-func openFile(path string) (int, error) {
+// /dev/stdout and /dev/stderr are taken as the descriptors: under systemd
+// they are sockets to the journal, which open(2) refuses.
+func openFile(path string) (int, Kind, error) {
+	if std, ok := map[string]int{"/dev/stdout": 1, "/dev/stderr": 2}[path]; ok {
+		fd, err := unix.FcntlInt(uintptr(std), unix.F_DUPFD_CLOEXEC, 3)
+		return fd, File, err
+	}
 	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
 	fd, err := unix.Open(path, flags, 0)
 	if err == unix.ENOENT {
 		fd, err = unix.Open(path, flags|unix.O_CREAT|unix.O_EXCL, 0o600)
 	}
 	if err != nil {
-		return -1, err
+		return -1, File, err
 	}
 	var st unix.Stat_t
 	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || st.Uid != uint32(os.Geteuid()) {
 		unix.Close(fd)
-		return -1, fmt.Errorf("not a regular file with one link, owned by uid %d", os.Geteuid())
+		return -1, File, fmt.Errorf("not a regular file with one link, owned by uid %d", os.Geteuid())
 	}
-	return fd, nil
+	return fd, File, nil
 }
 
 // New returns a logger writing to the open descriptor fd of the given kind.
@@ -212,8 +208,7 @@ func (l *Logger) Fatal(format string, a ...any) {
 
 //tcb:request-path
 func (l *Logger) log(sev int, prefix, format string, a ...any) {
-	text := prefix + fmt.Sprintf(format, a...)
-	text = strings.ReplaceAll(text, "\n", " ")
+	text := strings.ReplaceAll(prefix+fmt.Sprintf(format, a...), "\n", " ")
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -241,16 +236,12 @@ func (l *Logger) log(sev int, prefix, format string, a ...any) {
 
 //tcb:request-path
 func (l *Logger) write(rec string) error {
-	b := []byte(rec)
-	for len(b) > 0 {
+	for b := []byte(rec); len(b) > 0; {
 		n, err := unix.Write(l.fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
+		if err != nil && err != unix.EINTR {
 			return err
 		}
-		b = b[n:]
+		b = b[max(n, 0):]
 	}
 	return nil
 }
