@@ -34,7 +34,7 @@ type Config struct {
 	Policy  *policy.Policy
 	Log     *maillog.Logger
 	Cap     int     // hard cap on running commands (a flood past it is a violation); 0: from RLIMIT_NOFILE
-	Sockets [][]int // per service: its listening sockets in this process
+	Sockets [][]int // per service: its listening sockets in this process; nil: New opens them
 	Status  int     // master(8)'s status channel (Postfix mode), or -1
 	Verbose bool    // log the results only the executor sees as the listener's -v does
 	Self    string  // spawnd's executable, for services with limits (limits.go)
@@ -92,25 +92,23 @@ type session struct {
 	err     error // why it ended: nil at end of file
 }
 
-// New returns an executor for cfg: its epoll set and timer, the cgroup
-// its commands go to (killing what a previous executor left there), each
-// service's command line. It panics when cfg is inconsistent.
+// New returns an executor for cfg: each service's entry, with
+// cfg.Sockets or, when that is nil, the sockets systemd passed or new ones
+// (entries); its epoll set and timer, the cgroup its commands go to
+// (killing what a previous executor left there).
 func New(cfg Config) (*Executor, error) {
-	if cfg.Cap < 0 || len(cfg.Sockets) != len(cfg.Policy.Services) {
-		panic("executor: Config needs Cap > 0 and Sockets for every service")
-	}
-	if fd, err := unix.PidfdOpen(os.Getpid(), 0); err != nil {
-		return nil, fmt.Errorf("pidfd_open: %w (spawnd needs Linux 5.4 or later)", err)
-	} else {
-		unix.Close(fd)
-	}
-	if cfg.Cap == 0 {
-		cfg.Cap = commandCap(cfg.Log)
-	}
 	e := &Executor{cfg: cfg, cmds: map[int]*command{}, pids: map[int]bool{}, left: map[*command]bool{}}
 	e.cwd, _ = os.Getwd()
-	e.netns = netnsCookie()
 	var err error
+	if cfg.Sockets != nil {
+		e.svcs = e.services(cfg.Policy.Services, cfg.Sockets)
+	} else if e.svcs, err = e.entries(cfg.Policy, inherited()); err != nil {
+		return nil, err
+	}
+	if cfg.Cap == 0 {
+		e.cfg.Cap = commandCap(cfg.Log)
+	}
+	e.netns = netnsCookie()
 	if e.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
@@ -119,17 +117,17 @@ func New(cfg Config) (*Executor, error) {
 	}
 	e.watch(e.timer, unix.EPOLLIN)
 	e.cg = newCgroups(cfg.Log)
-	e.svcs = e.services(cfg.Policy, cfg.Sockets)
 	return e, nil
 }
 
-func (e *Executor) services(p *policy.Policy, sockets [][]int) []*entry {
-	svcs := make([]*entry, len(p.Services))
-	for i, s := range p.Services {
-		svcs[i] = &entry{Service: s, argv: commandLine(e.cfg.Self, s), fds: sockets[i], lsn: listening(sockets[i])}
-		svcs[i].env, svcs[i].dir = e.environ(s)
+// services returns the entries of svcs with their listening sockets.
+func (e *Executor) services(svcs []*policy.Service, sockets [][]int) []*entry {
+	out := make([]*entry, len(svcs))
+	for i, s := range svcs {
+		out[i] = &entry{Service: s, argv: commandLine(e.cfg.Self, s), fds: sockets[i], lsn: listening(sockets[i])}
+		out[i].env, out[i].dir = e.environ(s)
 	}
-	return svcs
+	return out
 }
 
 func (e *Executor) watch(fd int, events uint32) {

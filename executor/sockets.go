@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -20,75 +21,88 @@ import (
 // past a service's process limit wait here.
 const backlog = 4096
 
-// Inherited returns the sockets systemd passed this process, by name
+// inherited returns the sockets systemd passed this process, by name
 // (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), close-on-exec, and clears the
 // variables so no child sees them.
-func Inherited() map[string][]int {
-	defer func() {
-		for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
-			os.Unsetenv(v)
-		}
-	}()
-	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
-		return nil
-	}
-	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
-	if err != nil || n <= 0 {
-		return nil
-	}
+func inherited() map[string][]int {
+	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
 	names := strings.Split(os.Getenv("LISTEN_FDNAMES"), ":")
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		n = 0
+	}
+	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
+		os.Unsetenv(v)
+	}
 	byName := map[string][]int{}
-	for i := 0; i < n; i++ {
-		fd := 3 + i
-		unix.CloseOnExec(fd)
+	for i := range max(n, 0) {
+		unix.CloseOnExec(3 + i)
 		name := "unknown"
 		if i < len(names) {
 			name = names[i]
 		}
-		byName[name] = append(byName[name], fd)
+		byName[name] = append(byName[name], 3+i)
 	}
 	return byName
 }
 
-// OpenSockets sets cfg.Sockets, each service's listening sockets: the
-// inherited ones named after it, or new ones; and cfg.Paths, the unix
-// socket paths it created, to remove on exit. It closes the inherited
-// sockets no service takes, with a warning. On an error, which it logs,
-// it removes the paths it created.
-func OpenSockets(cfg *Config) error {
-	inh := Inherited()
-	for _, s := range cfg.Policy.Services {
-		if got := inh[s.Name]; len(got) > 0 {
-			for _, fd := range got {
-				if err := checkInherited(fd, s.Endpoint.Type); err != nil {
-					cfg.Log.Error("service %s: %v", s.Name, err)
-					return fmt.Errorf("service %s: %w", s.Name, err)
-				}
-			}
-			cfg.Sockets = append(cfg.Sockets, got)
-			delete(inh, s.Name)
-			continue
+// entries returns the entries of pol's services, each with its listening
+// sockets: those inherited under its name (inh), those of a current
+// service at the same address, or new ones, whose unix socket paths join
+// cfg.Paths, to remove on exit. It closes the inherited sockets no service
+// takes, with a warning. On an error it releases the sockets it took.
+func (e *Executor) entries(pol *policy.Policy, inh map[string][]int) ([]*entry, error) {
+	have := map[string][]int{}
+	for _, svc := range e.svcs {
+		have[svc.Endpoint.Type+" "+svc.Endpoint.Address] = svc.fds
+	}
+	sockets := make([][]int, len(pol.Services))
+	for i, s := range pol.Services {
+		fds, ok := inh[s.Name]
+		delete(inh, s.Name)
+		var err error
+		for _, fd := range fds {
+			err = cmp.Or(err, checkInherited(fd, s.Endpoint.Type))
 		}
-		fd, err := listen(s.Endpoint, cfg.Policy.MailOwner)
-		if s.Endpoint.Type == policy.Unix {
-			cfg.Paths = append(cfg.Paths, s.Endpoint.Address)
+		if !ok {
+			fds = have[s.Endpoint.Type+" "+s.Endpoint.Address]
+		}
+		if fds == nil {
+			var fd int
+			fd, err = listen(s.Endpoint, pol.MailOwner)
+			if fds = []int{fd}; err == nil && s.Endpoint.Type == policy.Unix {
+				e.cfg.Paths = append(e.cfg.Paths, s.Endpoint.Address)
+			}
 		}
 		if err != nil {
-			for _, path := range cfg.Paths {
-				removeSocket(path)
-			}
-			cfg.Log.Error("service %s: %v", s.Name, err)
-			return fmt.Errorf("service %s: %w", s.Name, err)
+			e.release(e.services(pol.Services[:i], sockets[:i]))
+			return nil, fmt.Errorf("service %s: %w", s.Name, err)
 		}
-		cfg.Sockets = append(cfg.Sockets, []int{fd})
+		sockets[i] = fds
 	}
 	for _, name := range slices.Sorted(maps.Keys(inh)) { // a misnamed unit, or a service now gone
 		for _, fd := range inh[name] {
 			unix.Close(fd)
 		}
-		cfg.Log.Warning("inherited socket %s (LISTEN_FDNAMES) is no service's: closed", name)
+		e.cfg.Log.Warning("inherited socket %s (LISTEN_FDNAMES) is no service's: closed", name)
 	}
-	return nil
+	return e.services(pol.Services, sockets), nil
+}
+
+// release closes the sockets of svcs that no current service holds, and
+// removes the unix socket paths spawnd made for them.
+func (e *Executor) release(svcs []*entry) {
+	for _, s := range svcs {
+		if slices.ContainsFunc(e.svcs, func(c *entry) bool { return slices.Equal(c.fds, s.fds) }) {
+			continue
+		}
+		for _, fd := range s.fds {
+			unix.Close(fd)
+		}
+		if i := slices.Index(e.cfg.Paths, s.Endpoint.Address); i >= 0 {
+			removeSocket(s.Endpoint.Address)
+			e.cfg.Paths = slices.Delete(e.cfg.Paths, i, i+1)
+		}
+	}
 }
 
 // listen opens a listening socket for ep.
@@ -102,10 +116,7 @@ func listen(ep policy.Endpoint, owner policy.Account) (int, error) {
 // checkInherited requires an inherited descriptor to be what the listener
 // will accept on: a listening stream socket of the service's type.
 func checkInherited(fd int, typ string) error {
-	st, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err != nil {
-		return fmt.Errorf("inherited descriptor %d: %w", fd, err)
-	}
+	st, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	listening, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
 	domain, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	ok := domain == unix.AF_UNIX

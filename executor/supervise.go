@@ -7,7 +7,6 @@ package executor
 // SIGHUP, reloads the configuration in process.
 
 import (
-	"container/heap"
 	"errors"
 	"os"
 	"path/filepath"
@@ -45,7 +44,6 @@ var sigs = make(chan os.Signal, 8)
 
 // supervisor is the loop's state about the listener.
 type supervisor struct {
-	active   bool     // Run is running
 	lst      *command // the listener's process until reaped
 	started  time.Time
 	restart  time.Time // when to start the next listener; zero: not waiting
@@ -55,15 +53,10 @@ type supervisor struct {
 	leaving  bool // the listener was asked to leave for a reload
 	clean    bool // the last listener exited with status 0
 	err      error
-	next     *next          // a valid configuration, waiting for the listener to leave
+	next     *policy.Policy // a valid configuration, waiting for the listener to leave
+	nextSvcs []*entry       // its services, with their sockets
 	wake     int            // eventfd: a signal came
-	got      chan os.Signal // the signals, for the loop
-}
-
-// next is a reloaded configuration with its sockets.
-type next struct {
-	pol     *policy.Policy
-	sockets [][]int
+	got      chan os.Signal // the signals, for the loop; nil: not supervising (a test's Serve)
 }
 
 // errDied is Run's result when in Postfix mode the listener failed.
@@ -95,27 +88,18 @@ func Configure(p *policy.Policy, verbose bool, postlog string, gen int64) (Confi
 
 // Run starts an executor for cfg, keeps one listener running and serves
 // it until SIGTERM or SIGINT, then waits for the running commands; in
-// Postfix mode also until the listener ends. It returns the exit status:
-// 1 when the executor could not start (logged) or in Postfix mode the
-// listener failed, for master(8) to see; else 0.
-func Run(cfg Config) int {
+// Postfix mode also until the listener ends. It returns why it stopped
+// early: the executor could not start (logged), the listener could not
+// (logged) or, in Postfix mode, failed (errDied, for master(8) to see).
+func Run(cfg Config) error {
 	e, err := New(cfg)
 	if err != nil {
 		cfg.Log.Error("%v", err)
-		return 1
+		return err
 	}
-	if e.run() != nil {
-		return 1
-	}
-	return 0
-}
-
-func (e *Executor) run() error {
 	p := &e.sup
-	p.active, p.backoff, p.got = true, 100*time.Millisecond, make(chan os.Signal, 8)
-	enter(e.cfg.Policy, e.cfg.Log)
-	e.cwd, _ = os.Getwd()
-	var err error
+	p.backoff, p.got = 100*time.Millisecond, make(chan os.Signal, 8)
+	e.enter()
 	if p.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return err
 	}
@@ -139,26 +123,21 @@ func (e *Executor) run() error {
 }
 
 // event handles what supervision watches: the listener's pidfd and the
-// signals.
+// signals (the eventfd).
 func (e *Executor) event(fd int) {
 	p := &e.sup
 	if p.lst != nil && fd == p.lst.pidfd {
 		e.listenerExited()
 		return
 	}
-	if fd != p.wake {
-		return
-	}
 	var b [8]byte
 	unix.Read(p.wake, b[:])
 	for len(p.got) > 0 {
 		switch sig := <-p.got; {
-		case sig == unix.SIGHUP:
-			if e.cfg.Reload != nil && !p.stopping {
-				e.reload()
-			}
-		case !p.stopping:
-			p.stopping, p.restart, p.next = true, time.Time{}, nil
+		case sig == unix.SIGHUP && e.cfg.Reload != nil && !p.stopping:
+			e.reload()
+		case sig != unix.SIGHUP && !p.stopping:
+			p.stopping, p.restart = true, time.Time{}
 			if p.lst != nil {
 				unix.Kill(p.lst.pid, unix.SIGTERM)
 			}
@@ -194,42 +173,36 @@ func (p *supervisor) tick(e *Executor, now time.Time) {
 		}
 	}
 	if !p.restart.IsZero() && !now.Before(p.restart) {
-		p.restart = time.Time{}
 		e.startListener()
 	}
 }
 
 // startListener starts a listener as mail_owner, in a session and a
 // cgroup of its own, with the pair, the log, master(8)'s status channel
-// and the listening sockets at ipc's descriptor numbers.
+// and the listening sockets at ipc's descriptor numbers; fds 0, 1 and 2
+// are /dev/null, not root's stderr: a terminal there would be the
+// listener's to inject input into (TIOCSTI).
 func (e *Executor) startListener() {
-	p := &e.sup
+	p, c := &e.sup, &command{pidfd: -1, at: -1}
+	p.restart = time.Time{}
 	mine, theirs, err := ipc.Pair()
-	if err != nil {
-		e.cfg.Log.Error("%v", err)
-		p.stopping, p.err = true, err
-		return
-	}
-	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err == nil {
-		defer unix.Close(null)
-	}
-	// Not root's stderr: a terminal there would be the listener's to
-	// inject input into (TIOCSTI).
-	files := []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(theirs), uintptr(e.cfg.Log.Fd())}
-	if e.cfg.Status >= 0 {
-		files = append(files, uintptr(e.cfg.Status))
-	}
-	for _, svc := range e.svcs {
-		for _, fd := range svc.fds {
-			files = append(files, uintptr(fd))
+		null, _ := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		files := []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(theirs), uintptr(e.cfg.Log.Fd())}
+		if e.cfg.Status >= 0 {
+			files = append(files, uintptr(e.cfg.Status))
 		}
+		for _, svc := range e.svcs {
+			for _, fd := range svc.fds {
+				files = append(files, uintptr(fd))
+			}
+		}
+		owner := e.cfg.Policy.MailOwner
+		err = e.fork(c, []string{e.cfg.Listener}, &syscall.ProcAttr{Files: files,
+			Sys: &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: owner.Uid, Gid: owner.Gid, Groups: []uint32{}}, Setsid: true}})
+		unix.Close(theirs)
+		unix.Close(null)
 	}
-	owner := e.cfg.Policy.MailOwner
-	c := &command{pidfd: -1, at: -1}
-	err = e.fork(c, []string{e.cfg.Listener}, &syscall.ProcAttr{Files: files,
-		Sys: &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: owner.Uid, Gid: owner.Gid, Groups: []uint32{}}, Setsid: true}})
-	unix.Close(theirs)
 	if err != nil {
 		unix.Close(mine)
 		e.cfg.Log.Error("start %s: %v", e.cfg.Listener, err)
@@ -252,10 +225,10 @@ func (e *Executor) killListener() {
 	}
 }
 
-// listenerExited reaps the listener; what it started goes with it.
+// listenerExited reaps the listener; what it started goes with it, and
+// its cgroup as a command's does (kill).
 func (e *Executor) listenerExited() {
-	p := &e.sup
-	c := p.lst
+	p, c := &e.sup, e.sup.lst
 	var ws syscall.WaitStatus
 	if pid, _ := syscall.Wait4(c.pid, &ws, syscall.WNOHANG, nil); pid != c.pid {
 		return
@@ -263,12 +236,8 @@ func (e *Executor) listenerExited() {
 	unix.Close(c.pidfd)
 	delete(e.pids, c.pid)
 	e.killListener()
-	e.strays()
-	if !e.cg.remove(c.cgroup) { // kill and remove it again shortly (expire)
-		c.reaped, c.deadline = true, time.Now().Add(100*time.Millisecond)
-		e.left[c] = true
-		heap.Push(&e.limits, c)
-	}
+	c.reaped = true
+	e.kill(c)
 	p.clean = ws.Exited() && ws.ExitStatus() == 0
 	if !p.clean && !p.stopping && !p.leaving {
 		status := "exit status " + strconv.Itoa(ws.ExitStatus())
@@ -290,7 +259,7 @@ func (e *Executor) listenerExited() {
 //tcb:request-path
 func (e *Executor) ended(s *session) {
 	p := &e.sup
-	if !p.active {
+	if p.got == nil {
 		return
 	}
 	s.conn.Close()
@@ -318,8 +287,7 @@ func (e *Executor) over() {
 			p.err = errDied
 		}
 	case p.next != nil:
-		e.apply(p.next)
-		p.next = nil
+		e.apply()
 		e.startListener()
 	default:
 		if time.Since(p.started) > 10*time.Second {
@@ -333,132 +301,75 @@ func (e *Executor) over() {
 
 // reload loads the configuration again and opens the sockets of its new
 // services. When both work the listener is asked to leave (SIGUSR1); once
-// it has, the new configuration applies and a new listener starts. When
-// either fails, every error is logged and the old configuration keeps
-// serving.
+// it has, the new configuration applies and a new listener starts (at
+// once when none runs). When either fails, every error is logged and the
+// old configuration keeps serving.
 func (e *Executor) reload() {
 	p := &e.sup
-	if p.next != nil { // an earlier reload still waiting: this one wins
-		e.release(p.next.pol.Services, p.next.sockets)
-		p.next = nil
-	}
+	e.release(p.nextSvcs) // an earlier reload still waiting: this one wins
+	p.next, p.nextSvcs = nil, nil
 	pol, err := e.cfg.Reload()
-	var sockets [][]int
+	var svcs []*entry
 	if err == nil {
-		sockets, err = e.sockets(pol)
+		svcs, err = e.entries(pol, nil)
 	}
 	if err != nil {
 		e.cfg.Log.Warning("reload: keeping the old configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
-	p.next = &next{pol, sockets}
+	p.next, p.nextSvcs = pol, svcs
 	e.cfg.Log.Info("reload: configuration is valid, restarting the listener with it")
 	switch {
 	case p.lst != nil && !p.leaving:
 		p.leaving, p.kill = true, time.Now().Add(grace)
 		unix.Kill(p.lst.pid, unix.SIGUSR1)
-	case p.lst == nil && e.sess == nil:
-		e.apply(p.next)
-		p.next = nil
-		if !p.restart.IsZero() {
-			p.restart = time.Now()
-		}
+	case p.lst == nil:
+		e.over()
 	}
 }
 
-// sockets returns the listening sockets of each service of pol: those of
-// a current service at the same address, or new ones.
-func (e *Executor) sockets(pol *policy.Policy) ([][]int, error) {
-	have := map[string][]int{}
-	for _, svc := range e.svcs {
-		have[svc.Endpoint.Type+" "+svc.Endpoint.Address] = svc.fds
-	}
-	out := make([][]int, len(pol.Services))
-	for i, s := range pol.Services {
-		if out[i] = have[s.Endpoint.Type+" "+s.Endpoint.Address]; out[i] != nil {
-			continue
-		}
-		fd, err := listen(s.Endpoint, pol.MailOwner)
-		if err != nil {
-			e.release(pol.Services[:i], out[:i])
-			return nil, err
-		}
-		if out[i] = []int{fd}; s.Endpoint.Type == policy.Unix {
-			e.cfg.Paths = append(e.cfg.Paths, s.Endpoint.Address)
-		}
-	}
-	return out, nil
-}
-
-// release closes the sockets of svcs that no current service holds, and
-// removes the unix socket paths spawnd made for them.
-func (e *Executor) release(svcs []*policy.Service, sockets [][]int) {
-	held := map[int]bool{}
-	for _, svc := range e.svcs {
-		for _, fd := range svc.fds {
-			held[fd] = true
-		}
-	}
-	for i, s := range svcs {
-		if len(sockets[i]) == 0 || held[sockets[i][0]] {
-			continue
-		}
-		for _, fd := range sockets[i] {
-			unix.Close(fd)
-		}
-		if j := slices.Index(e.cfg.Paths, s.Endpoint.Address); j >= 0 && s.Endpoint.Type == policy.Unix {
-			removeSocket(s.Endpoint.Address)
-			e.cfg.Paths = slices.Delete(e.cfg.Paths, j, j+1)
-		}
-	}
-}
-
-// apply makes n the configuration: new requests are checked against it,
-// the sockets no service of it has are closed, running commands keep
-// their entry and deadline and count for the service of their name, and
-// the kept results go to that service or, when it is gone, to the log.
-func (e *Executor) apply(n *next) {
-	old, oldPol := e.svcs, e.cfg.Policy
-	e.cfg.Policy, e.svcs = n.pol, e.services(n.pol, n.sockets)
-	oldSockets := make([][]int, len(old))
-	for i, svc := range old {
-		oldSockets[i] = svc.fds
-	}
-	e.release(oldPol.Services, oldSockets)
-	enter(n.pol, e.cfg.Log)
-	e.cwd, _ = os.Getwd()
-	index := map[string]int{}
-	for i, s := range e.svcs {
-		index[s.Name] = i
-	}
+// apply makes the waiting configuration current: new requests are
+// checked against it, the sockets no service of it has are closed,
+// running commands keep their entry and deadline and count for the
+// service of their name, and the kept results go to that service or, when
+// it is gone, to the log.
+func (e *Executor) apply() {
+	p, old := &e.sup, e.svcs
+	e.cfg.Policy, e.svcs, p.next, p.nextSvcs = p.next, p.nextSvcs, nil, nil
+	e.release(old)
+	e.enter()
 	e.running.Store(0)
 	for _, c := range e.cmds {
-		i, ok := index[c.svc.Name]
-		if c.index = -1; ok {
-			c.index = i
-			e.svcs[i].running++
+		if c.index = e.index(c.svc.Name); c.index >= 0 {
+			e.svcs[c.index].running++
 			e.running.Add(1)
 		}
 	}
-	kept := e.pending
-	e.pending = nil
-	for _, m := range kept {
-		if i, ok := index[old[m.Service].Name]; ok {
-			m.Service = uint32(i)
-			e.pending = append(e.pending, m)
-		} else {
-			e.logResult(old[m.Service].Name, old[m.Service].Argv[0], m)
+	e.pending = slices.DeleteFunc(e.pending, func(m *ipc.Message) bool {
+		s, i := old[m.Service], e.index(old[m.Service].Name)
+		if m.Service = uint32(max(i, 0)); i < 0 {
+			e.logResult(s.Name, s.Argv[0], m)
 		}
-	}
+		return i < 0
+	})
+}
+
+// index returns the index of the current service called name, or -1.
+func (e *Executor) index(name string) int {
+	return slices.IndexFunc(e.svcs, func(s *entry) bool { return s.Name == name })
 }
 
 // enter enters the commands' working directory as root, so that they
-// inherit it (see spawn).
-func enter(p *policy.Policy, log *maillog.Logger) {
-	if len(p.Services) > 0 {
-		if err := os.Chdir(p.Services[0].Dir); err != nil {
-			log.Warning("chdir %s: %v", p.Services[0].Dir, err)
+// inherit it (see spawn), and says so in each service's entry (environ).
+func (e *Executor) enter() {
+	if len(e.svcs) > 0 {
+		if err := os.Chdir(e.svcs[0].Dir); err != nil {
+			e.cfg.Log.Warning("chdir %s: %v", e.svcs[0].Dir, err)
 		}
+	}
+	e.cwd, _ = os.Getwd()
+	for _, s := range e.svcs {
+		s.env, s.dir = e.environ(s.Service)
 	}
 }
 

@@ -39,10 +39,7 @@ func runDaemon(args []string) int {
 	if err != nil && os.Getenv("GENERATION") != "" {
 		return daemonFatal(nil, "bad generation: %s", os.Getenv("GENERATION"))
 	}
-	dir := os.Getenv("MAIL_CONFIG")
-	if dir == "" {
-		dir = "/etc/postfix"
-	}
+	dir := cmp.Or(os.Getenv("MAIL_CONFIG"), "/etc/postfix")
 	p, err := policy.LoadDaemon(dir, a, os.Environ())
 	if err != nil {
 		if _, serr := os.Stat(filepath.Join(dir, "main.cf")); serr != nil {
@@ -57,15 +54,15 @@ func runDaemon(args []string) int {
 	if _, ok := os.LookupEnv("MAIL_DEBUG"); ok || a.DebugSelf {
 		cfg.Log.Warning("-D or MAIL_DEBUG: spawnd runs no debugger_command; attach to pid %d by hand", os.Getpid())
 	}
-	var sockets []int
-	for fd := 3; fd < masterListenFd+a.Sockets; fd++ {
-		unix.CloseOnExec(fd)
-		if fd >= masterListenFd {
-			sockets = append(sockets, fd)
-		}
+	var sockets []int // close-on-exec, as every inherited descriptor (Setup)
+	for fd := masterListenFd; fd < masterListenFd+a.Sockets; fd++ {
+		sockets = append(sockets, fd)
 	}
 	cfg.Sockets = [][]int{sockets}
-	return executor.Run(cfg)
+	if executor.Run(cfg) != nil { // logged
+		return 1
+	}
+	return 0
 }
 
 // daemonFatal reports a fatal error before the configured log is open: on

@@ -29,11 +29,11 @@ func runServe(args []string) int {
 	if err != nil {
 		return fatalf("%v", err)
 	}
-	if err := executor.OpenSockets(&cfg); err != nil { // logged
+	cfg.Reload = func() (*policy.Policy, error) { return policy.Load(*dir, os.Environ()) }
+	if err := executor.Run(cfg); err != nil { // logged
 		return fatalf("%v", err)
 	}
-	cfg.Reload = func() (*policy.Policy, error) { return policy.Load(*dir, os.Environ()) }
-	return executor.Run(cfg)
+	return 0
 }
 
 // fatalf prints a fatal error in Postfix's shape, one line per error.
