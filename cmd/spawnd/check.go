@@ -33,30 +33,26 @@ func runCheck(args []string) int {
 				argv[i] = "{ " + a + " }"
 			}
 		}
-		var limits string // those set, in main.cf's names (the command's without command_)
-		for _, l := range []struct {
-			name string
-			v    uint64
-		}{{"cpu_limit", s.Limits.CPU}, {"address_space_limit", s.Limits.AddressSpace},
-			{"open_files_limit", s.Limits.OpenFiles}, {"nproc_limit", s.Limits.Processes},
-			{"file_size_limit", s.Limits.FileSize}, {"client_connection_limit", uint64(s.ClientLimit)},
-			{"client_connection_rate_limit", uint64(s.RateLimit)}} {
-			if l.v > 0 {
-				limits += fmt.Sprintf(" %s=%d", l.name, l.v)
+		line := fmt.Sprintf("%s %s %s user=%s group=%s time_limit=%ds process_limit=%d",
+			s.Name, s.Endpoint.Type, s.Endpoint.Address, s.User, s.Group, int64(s.TimeLimit.Seconds()), s.ProcessLimit)
+		// the limits set, in main.cf's names (the command's without command_)
+		for _, l := range [][2]any{{"cpu_limit", s.Limits.CPU}, {"address_space_limit", s.Limits.AddressSpace},
+			{"open_files_limit", s.Limits.OpenFiles}, {"nproc_limit", s.Limits.Processes}, {"file_size_limit", s.Limits.FileSize},
+			{"client_connection_limit", s.ClientLimit}, {"client_connection_rate_limit", s.RateLimit}} {
+			if v := fmt.Sprint(l[1]); v != "0" {
+				line += fmt.Sprintf(" %s=%s", l[0], v)
 			}
 		}
 		if s.Limits.NoNewPrivileges {
-			limits += " no_new_privileges=yes"
+			line += " no_new_privileges=yes"
 		}
 		if s.RateLimit > 0 {
-			limits += fmt.Sprintf(" client_rate_time_unit=%ds", int64(s.RateUnit.Seconds()))
+			line += fmt.Sprintf(" client_rate_time_unit=%ds", int64(s.RateUnit.Seconds()))
 		}
 		if len(s.Access) > 0 {
-			limits += " client_access={ " + s.Access.String() + " }"
+			line += " client_access={ " + s.Access.String() + " }"
 		}
-		fmt.Printf("%s %s %s user=%s group=%s time_limit=%ds process_limit=%d%s argv=%s\n",
-			s.Name, s.Endpoint.Type, s.Endpoint.Address, s.User, s.Group,
-			int64(s.TimeLimit.Seconds()), s.ProcessLimit, limits, strings.Join(argv, " "))
+		fmt.Println(line + " argv=" + strings.Join(argv, " "))
 	}
 	return 0
 }
