@@ -26,21 +26,18 @@ const backlog = 4096
 // variables so no child sees them.
 func inherited() map[string][]int {
 	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
-	names := strings.Split(os.Getenv("LISTEN_FDNAMES"), ":")
-	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) || n < 0 {
 		n = 0
 	}
+	// systemd names a socket without a name "unknown"
+	names := append(strings.Split(os.Getenv("LISTEN_FDNAMES"), ":"), slices.Repeat([]string{"unknown"}, n)...)
 	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
 		os.Unsetenv(v)
 	}
 	byName := map[string][]int{}
-	for i := range max(n, 0) {
+	for i := range n {
 		unix.CloseOnExec(3 + i)
-		name := "unknown"
-		if i < len(names) {
-			name = names[i]
-		}
-		byName[name] = append(byName[name], 3+i)
+		byName[names[i]] = append(byName[names[i]], 3+i)
 	}
 	return byName
 }

@@ -7,6 +7,7 @@ package executor
 // SIGHUP, reloads the configuration in process.
 
 import (
+	"cmp"
 	"errors"
 	"os"
 	"path/filepath"
@@ -93,6 +94,9 @@ func Configure(p *policy.Policy, verbose bool, postlog string, gen int64) (Confi
 // (logged) or, in Postfix mode, failed (errDied, for master(8) to see).
 func Run(cfg Config) error {
 	e, err := New(cfg)
+	if err == nil {
+		e.sup.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	}
 	if err != nil {
 		cfg.Log.Error("%v", err)
 		return err
@@ -100,9 +104,6 @@ func Run(cfg Config) error {
 	p := &e.sup
 	p.backoff, p.got = 100*time.Millisecond, make(chan os.Signal, 8)
 	e.enter()
-	if p.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return err
-	}
 	e.watch(p.wake, unix.EPOLLIN)
 	go func() {
 		for sig := range sigs {
@@ -247,9 +248,6 @@ func (e *Executor) listenerExited() {
 		e.cfg.Log.Warning("listener pid %d %s", c.pid, status)
 	}
 	p.lst, p.kill = nil, time.Time{}
-	if e.sess != nil {
-		p.kill = time.Now().Add(grace)
-	}
 	e.over()
 }
 
@@ -265,17 +263,16 @@ func (e *Executor) ended(s *session) {
 	s.conn.Close()
 	if p.lst != nil && s.err != nil {
 		e.killListener()
-	} else if p.lst != nil {
-		p.kill = time.Now().Add(grace)
 	}
 	e.over()
 }
 
 // over decides what follows a listener once both its process and its
-// session are gone.
+// session are gone; while one is left, that has its grace to go.
 func (e *Executor) over() {
 	p := &e.sup
 	if p.lst != nil || e.sess != nil {
+		p.kill = cmp.Or(p.kill, time.Now().Add(grace))
 		return
 	}
 	p.kill = time.Time{}
@@ -319,13 +316,11 @@ func (e *Executor) reload() {
 	}
 	p.next, p.nextSvcs = pol, svcs
 	e.cfg.Log.Info("reload: configuration is valid, restarting the listener with it")
-	switch {
-	case p.lst != nil && !p.leaving:
+	if p.lst != nil && !p.leaving {
 		p.leaving, p.kill = true, time.Now().Add(grace)
 		unix.Kill(p.lst.pid, unix.SIGUSR1)
-	case p.lst == nil:
-		e.over()
 	}
+	e.over()
 }
 
 // apply makes the waiting configuration current: new requests are

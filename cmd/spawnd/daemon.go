@@ -15,11 +15,9 @@ import (
 	"spawnd/policy"
 )
 
-// master(8)'s descriptors in a child it forks.
-const (
-	masterStatusFd = 5
-	masterListenFd = 6
-)
+// masterListenFd is the first of the listening sockets master(8) passes
+// a child it forks; its status channel is at 5 (ipc.StatusFd).
+const masterListenFd = 6
 
 // runDaemon is Postfix mode: master(8) ran
 // `spawnd [generic daemon options] user=NAME[:GROUP] argv=COMMAND...`
