@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -12,6 +13,20 @@ import (
 	"spawnd/ipc"
 	"spawnd/maillog"
 )
+
+// NewLog returns a logger on the log descriptor fd, the executor's, which
+// dials the address fd is connected to again when a write fails: the
+// listener knows no path (postlogd's is relative to queue_directory, the
+// working directory of both processes).
+func NewLog(fd int, kind maillog.Kind, ident string, facility int) *maillog.Logger {
+	l := maillog.New(fd, kind, ident, facility)
+	if sa, err := unix.Getpeername(fd); err == nil {
+		if u, ok := sa.(*unix.SockaddrUnix); ok && (strings.HasPrefix(u.Name, "/") || kind == maillog.Postlog) {
+			l.Path = u.Name
+		}
+	}
+	return l
+}
 
 // handshake sends Hello and takes Welcome and the Service messages,
 // checking that every listening descriptor is one.
@@ -86,7 +101,7 @@ func (l *listener) settings(m *ipc.Message) {
 		if k := maillog.Kind(m.LogKind); k == maillog.Syslog || k == maillog.SyslogStream || k == maillog.Postlog {
 			kind = k
 		}
-		l.log = maillog.New(l.log.Fd(), kind, m.Ident, int(m.Facility))
+		l.log = NewLog(l.log.Fd(), kind, m.Ident, int(m.Facility))
 		l.cfg.Log = l.log
 	}
 	l.cfg.Verbose = l.cfg.Verbose || m.Verbose
@@ -94,7 +109,7 @@ func (l *listener) settings(m *ipc.Message) {
 		l.pf = &Postfix{Status: ipc.StatusFd, Pid: m.Pid, Generation: m.Generation,
 			MaxUse: int(m.MaxUse), MaxIdle: time.Duration(m.MaxIdle) * time.Second}
 		l.cfg.Postfix = l.pf
-		l.log.SetPid(int(m.Pid)) // master(8) knows the executor, not the listener
+		l.log.Pid = int(m.Pid) // master(8) knows the executor, not the listener
 		unix.CloseOnExec(ipc.StatusFd)
 	}
 }

@@ -50,8 +50,10 @@ type Logger struct {
 	ident    string // $syslog_name/spawnd
 	facility int
 	host     string
-	pid      int
-	path     string // the syslog socket to dial again when a write fails
+	// Pid is the pid records carry, and Path the socket dialled again when
+	// a write fails; set them before the logger is shared.
+	Pid  int
+	Path string
 }
 
 // Open opens the destination the executor's parameters name: postlogd(8)
@@ -78,7 +80,7 @@ func Open(maillogFile, postlog, ident string, fac int) (*Logger, error) {
 	}
 	l := New(fd, kind, ident, fac)
 	if kind == Postlog {
-		l.path = postlog
+		l.Path = postlog
 	}
 	return l, nil
 }
@@ -112,24 +114,15 @@ func openFile(path string) (int, Kind, error) {
 	return fd, File, nil
 }
 
-// New returns a logger writing to the open descriptor fd of the given kind.
-// A syslog socket is dialled again, when a write fails, at the address it
-// is connected to (the process that inherited it need not know the path),
-// else at syslogPath.
-// The host field of file and postlog records is the first label of
+// New returns a logger writing to the open descriptor fd of the given
+// kind, with this process's pid, which dials syslogPath again when a write
+// fails. The host field of file and postlog records is the first label of
 // POSTLOG_HOSTNAME (master(8) sets it to myhostname), else of the kernel's
 // host name.
 func New(fd int, kind Kind, ident string, facility int) *Logger {
 	host, _ := os.Hostname()
 	host, _, _ = strings.Cut(cmp.Or(os.Getenv("POSTLOG_HOSTNAME"), host), ".")
-	path := syslogPath
-	if sa, err := unix.Getpeername(fd); err == nil {
-		// postlogd's is relative to queue_directory, the cwd of both.
-		if u, ok := sa.(*unix.SockaddrUnix); ok && (strings.HasPrefix(u.Name, "/") || kind == Postlog) {
-			path = u.Name
-		}
-	}
-	return &Logger{fd: fd, kind: kind, ident: ident, facility: facility, host: host, pid: os.Getpid(), path: path}
+	return &Logger{fd: fd, kind: kind, ident: ident, facility: facility, host: host, Pid: os.Getpid(), Path: syslogPath}
 }
 
 // Fd returns the descriptor the logger writes to, to hand to the listener.
@@ -137,10 +130,6 @@ func (l *Logger) Fd() int { return l.fd }
 
 // Kind returns the kind of the descriptor.
 func (l *Logger) Kind() Kind { return l.kind }
-
-// SetPid makes the records carry pid: under master(8) the listener logs
-// as the executor, the process master(8) knows.
-func (l *Logger) SetPid(pid int) { l.pid = pid }
 
 // asRoot is read once, at start-up: the listener's seccomp filter has no
 // geteuid.
@@ -213,11 +202,11 @@ func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Postfix's msg_logger: strftime "%b %d %H:%M:%S", day zero-padded.
-	rec := fmt.Sprintf("%s %s %s[%d]: %s", now.Format("Jan 02 15:04:05"), l.host, l.ident, l.pid, text)
+	rec := fmt.Sprintf("%s %s %s[%d]: %s", now.Format("Jan 02 15:04:05"), l.host, l.ident, l.Pid, text)
 	if l.kind == File {
 		rec += "\n"
 	} else if l.kind != Postlog {
-		rec = fmt.Sprintf("<%d>%s %s[%d]: %s\n", l.facility*8+sev, now.Format(time.Stamp), l.ident, l.pid, text)
+		rec = fmt.Sprintf("<%d>%s %s[%d]: %s\n", l.facility*8+sev, now.Format(time.Stamp), l.ident, l.Pid, text)
 	}
 	if l.write(rec) == nil || l.kind == File {
 		return
@@ -227,7 +216,7 @@ func (l *Logger) log(sev int, prefix, format string, a ...any) {
 	if l.kind == Postlog {
 		dial = dialPostlog
 	}
-	if fd, kind, err := dial(l.path); err == nil {
+	if fd, kind, err := dial(l.Path); err == nil {
 		unix.Close(l.fd)
 		l.fd, l.kind = fd, kind
 		l.write(rec)

@@ -71,38 +71,6 @@ func TestSyslogReconnects(t *testing.T) {
 	}
 }
 
-// TestInheritedSyslogRedials is the listener's case: it inherits a
-// connected syslog socket and knows no path, yet reaches the syslog daemon
-// again after it restarts.
-func TestInheritedSyslogRedials(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log")
-	syslogPath = "/nonexistent/log"
-	defer func() { syslogPath = "/dev/log" }()
-	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, kind, err := dialSyslog(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := New(fd, kind, "postfix/spawnd", 2)
-	srv.Close()
-	os.Remove(path)
-	srv, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	l.Warning("after restart")
-	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 1024)
-	n, err := srv.Read(buf)
-	if err != nil || !strings.HasSuffix(string(buf[:n]), ": warning: after restart\n") {
-		t.Fatalf("got %q, %v", buf[:n], err)
-	}
-}
-
 // TestStderrSocket: maillog_file = /dev/stderr works when standard error
 // is a socket, as systemd connects it to the journal (open(2) of
 // /dev/stderr fails there with ENXIO).
@@ -159,7 +127,7 @@ func TestPostlog(t *testing.T) {
 	if err != nil || l.Kind() != Postlog {
 		t.Fatalf("open: %v kind %v", err, l.Kind())
 	}
-	l.SetPid(4242)
+	l.Pid = 4242
 	read := func() string {
 		srv.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 1024)

@@ -71,7 +71,7 @@ func logger() *maillog.Logger {
 	case err == nil:
 		kind = maillog.SyslogStream
 	}
-	return maillog.New(ipc.LogFd, kind, "postfix/spawnd", 2)
+	return listener.NewLog(ipc.LogFd, kind, "postfix/spawnd", 2)
 }
 
 // onSignal returns a channel closed at the first of the signals: SIGTERM
