@@ -135,21 +135,20 @@ func (l *Logger) Kind() Kind { return l.kind }
 // geteuid.
 var asRoot = os.Geteuid() == 0
 
-// dialPostlog connects to postlogd(8)'s socket at path without following
-// a symbolic link: public/ is mail_owner's to change.
+// dialPostlog connects to postlogd(8)'s socket at path, as root without
+// following a symbolic link: public/ is mail_owner's to change. The
+// listener dials the name: a link there is mail_owner's own, and its
+// seccomp filter allows no open.
 func dialPostlog(path string) (int, Kind, error) {
-	if !asRoot {
-		// The listener: a link there is mail_owner's own, and its seccomp
-		// filter allows no open.
-		fd, _, err := dialSyslog(path)
-		return fd, Postlog, err
+	if asRoot {
+		at, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
+		if err != nil {
+			return -1, Postlog, err
+		}
+		defer unix.Close(at)
+		path = "/proc/self/fd/" + strconv.Itoa(at)
 	}
-	at, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS})
-	if err != nil {
-		return -1, Postlog, err
-	}
-	defer unix.Close(at)
-	fd, _, err := dialSyslog("/proc/self/fd/" + strconv.Itoa(at))
+	fd, _, err := dialSyslog(path)
 	return fd, Postlog, err
 }
 
