@@ -45,10 +45,12 @@ var sigs = make(chan os.Signal, 8)
 
 // supervisor is the loop's state about the listener.
 type supervisor struct {
-	lst      *command // the listener's process until reaped
-	started  time.Time
-	restart  time.Time // when to start the next listener; zero: not waiting
-	kill     time.Time // when to kill the listener; zero: no deadline
+	lst     *command // the listener's process until reaped
+	started time.Time
+	// due is when to kill the listener, or what it started that holds the
+	// pair, while either is left; when neither is, when to start the next
+	// one. Zero: nothing due.
+	due      time.Time
 	backoff  time.Duration
 	stopping bool
 	leaving  bool // the listener was asked to leave for a reload
@@ -138,7 +140,7 @@ func (e *Executor) event(fd int) {
 		case sig == unix.SIGHUP && e.cfg.Reload != nil && !p.stopping:
 			e.reload()
 		case sig != unix.SIGHUP && !p.stopping:
-			p.stopping, p.restart = true, time.Time{}
+			p.stopping = true
 			if p.lst != nil {
 				unix.Kill(p.lst.pid, unix.SIGTERM)
 			}
@@ -152,28 +154,24 @@ func (e *Executor) event(fd int) {
 }
 
 // deadline returns when supervision has something to do next.
-func (p *supervisor) deadline() time.Time {
-	if p.kill.IsZero() || !p.restart.IsZero() && p.restart.Before(p.kill) {
-		return p.restart
-	}
-	return p.kill
-}
+func (p *supervisor) deadline() time.Time { return p.due }
 
 // tick does what supervision has due at now.
 func (p *supervisor) tick(e *Executor, now time.Time) {
-	if p.stopping && p.lst != nil && p.kill.IsZero() && len(e.cmds) == 0 {
-		p.kill = now.Add(grace)
+	if p.stopping && p.lst != nil && p.due.IsZero() && len(e.cmds) == 0 {
+		p.due = now.Add(grace)
 	}
-	if !p.kill.IsZero() && !now.Before(p.kill) {
-		p.kill = time.Time{}
-		if p.lst != nil {
-			e.cfg.Log.Warning("listener pid %d did not leave in time: killing it", p.lst.pid)
-			e.killListener()
-		} else if e.sess != nil { // something it started holds the pair
-			e.end(e.sess, nil)
-		}
+	if p.due.IsZero() || now.Before(p.due) {
+		return
 	}
-	if !p.restart.IsZero() && !now.Before(p.restart) {
+	p.due = time.Time{}
+	switch {
+	case p.lst != nil:
+		e.cfg.Log.Warning("listener pid %d did not leave in time: killing it", p.lst.pid)
+		e.killListener()
+	case e.sess != nil: // something it started holds the pair
+		e.end(e.sess, nil)
+	case !p.stopping:
 		e.startListener()
 	}
 }
@@ -185,7 +183,6 @@ func (p *supervisor) tick(e *Executor, now time.Time) {
 // listener's to inject input into (TIOCSTI).
 func (e *Executor) startListener() {
 	p, c := &e.sup, &command{pidfd: -1, at: -1}
-	p.restart = time.Time{}
 	mine, theirs, err := ipc.Pair()
 	if err == nil {
 		null, _ := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
@@ -247,7 +244,7 @@ func (e *Executor) listenerExited() {
 		}
 		e.cfg.Log.Warning("listener pid %d %s", c.pid, status)
 	}
-	p.lst, p.kill = nil, time.Time{}
+	p.lst, p.due = nil, time.Time{}
 	e.over()
 }
 
@@ -272,10 +269,10 @@ func (e *Executor) ended(s *session) {
 func (e *Executor) over() {
 	p := &e.sup
 	if p.lst != nil || e.sess != nil {
-		p.kill = cmp.Or(p.kill, time.Now().Add(grace))
+		p.due = cmp.Or(p.due, time.Now().Add(grace))
 		return
 	}
-	p.kill = time.Time{}
+	p.due = time.Time{}
 	switch {
 	case p.stopping:
 	case e.cfg.Status >= 0: // max_use, max_idle or master(8) gone, or a failure
@@ -291,7 +288,7 @@ func (e *Executor) over() {
 			p.backoff = 100 * time.Millisecond
 		}
 		e.cfg.Log.Warning("restarting the listener in %v", p.backoff)
-		p.restart = time.Now().Add(p.backoff)
+		p.due = time.Now().Add(p.backoff)
 		p.backoff = min(2*p.backoff, 10*time.Second)
 	}
 }
@@ -317,7 +314,7 @@ func (e *Executor) reload() {
 	p.next, p.nextSvcs = pol, svcs
 	e.cfg.Log.Info("reload: configuration is valid, restarting the listener with it")
 	if p.lst != nil && !p.leaving {
-		p.leaving, p.kill = true, time.Now().Add(grace)
+		p.leaving, p.due = true, time.Now().Add(grace)
 		unix.Kill(p.lst.pid, unix.SIGUSR1)
 	}
 	e.over()
