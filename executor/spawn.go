@@ -71,7 +71,9 @@ func Setup() {
 	for sig := 1; sig <= 64; sig++ {
 		var old [4]uint64 // struct sigaction: handler, flags, restorer, mask
 		unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-		if old[0] == 1 { // SIG_IGN
+		// SIGCHLD too: at its default the kernel discards it (and still
+		// keeps zombies to wait for); the loop learns of exits from pidfds.
+		if old[0] == 1 || sig == int(unix.SIGCHLD) { // SIG_IGN
 			dfl := [4]uint64{}
 			unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
 		}
