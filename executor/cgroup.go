@@ -25,9 +25,10 @@ import (
 )
 
 // cgroups is this process's cgroup directory; nil when there is none.
-// An empty cgroup whose command has ended goes back to free, for the next
-// command, instead of being removed: mkdir and rmdir of a cgroup cost more
-// than the rest of a spawn's system calls together (bench/README.md).
+// The cgroup of a command that has ended goes back to free, for the next
+// command, instead of being removed, when reuse allows: mkdir and rmdir of
+// a cgroup cost more than the rest of a spawn's work in the kernel
+// (bench/README.md, Performance).
 type cgroups struct {
 	dir  string
 	free []string // at most poolMax
@@ -133,19 +134,29 @@ func (c *cgroups) kill(dir string) bool {
 	return dir != "" && os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0) == nil
 }
 
-// remove removes the cgroup dir, or keeps it in free when it is empty,
-// and reports whether it is gone: it is not while a process is left in it.
+// remove removes the cgroup dir and reports whether it is gone: it is not
+// while a process is left in it.
 //
 //tcb:request-path
 func (c *cgroups) remove(dir string) bool {
-	if dir == "" {
-		return true
+	return dir == "" || unix.Rmdir(dir) == nil
+}
+
+// reuse keeps the cgroup of a command that has ended for the next one
+// when it is empty and was never killed (the kernel kills whatever is
+// cloned into a cgroup killed before), and reports true; else it removes
+// it as remove does.
+//
+//tcb:request-path
+func (c *cgroups) reuse(dir string, killed bool) bool {
+	if dir == "" || killed || len(c.free) >= poolMax {
+		return c.remove(dir)
 	}
-	if b, _ := os.ReadFile(dir + "/cgroup.events"); len(c.free) < poolMax && strings.HasPrefix(string(b), "populated 0\n") {
+	if b, _ := os.ReadFile(dir + "/cgroup.events"); strings.HasPrefix(string(b), "populated 0\n") {
 		c.free = append(c.free, dir)
 		return true
 	}
-	return unix.Rmdir(dir) == nil
+	return c.remove(dir)
 }
 
 // close kills and removes every cgroup this process made, waiting a

@@ -968,3 +968,43 @@ func TestTerminate(t *testing.T) {
 		t.Errorf("results %+v, want one killed by signal 15", f.e.pending)
 	}
 }
+
+// TestCgroupReuse: the cgroup of a command that ended goes to the next
+// command, but not one that was killed (the kernel kills whatever is
+// cloned into it) nor one with a process left in it.
+func TestCgroupReuse(t *testing.T) {
+	needRoot(t)
+	c := newCgroups(maillog.New(int(os.Stderr.Fd()), maillog.File, "spawnd", 2))
+	if c == nil {
+		t.Fatal("no cgroup v2 hierarchy, or no directory in it for this process: this test needs one")
+	}
+	t.Cleanup(c.close)
+	dir, fd := c.make()
+	unix.Close(fd)
+	if !c.reuse(dir, false) || len(c.free) != 1 {
+		t.Fatalf("an empty cgroup was not kept: %v", c.free)
+	}
+	if again, fd := c.make(); again != dir || len(c.free) != 0 {
+		t.Fatalf("make returned %s, want the kept %s", again, dir)
+	} else {
+		unix.Close(fd)
+	}
+	c.kill(dir)
+	if !c.reuse(dir, true) || len(c.free) != 0 {
+		t.Fatalf("a killed cgroup was kept: %v", c.free)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("a killed cgroup was not removed: %v", err)
+	}
+	busy, fd := c.make()
+	pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "60"}, &syscall.ProcAttr{Sys: &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}})
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.reuse(busy, false) || len(c.free) != 0 {
+		t.Errorf("a cgroup with a process in it was kept or removed: %v", c.free)
+	}
+	unix.Kill(pid, unix.SIGKILL)
+	syscall.Wait4(pid, nil, 0, nil)
+}

@@ -225,7 +225,7 @@ func (e *Executor) reap(c *command) {
 	unix.Close(c.fd)
 	e.strays()
 	c.reaped = true
-	if !e.cg.remove(c.cgroup) {
+	if !e.cg.reuse(c.cgroup, c.timeout) {
 		e.left[c] = true
 	} else if c.at >= 0 {
 		heap.Remove(&e.limits, c.at)
