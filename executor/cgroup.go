@@ -152,9 +152,16 @@ func (c *cgroups) reuse(dir string, killed bool) bool {
 	if dir == "" || killed || len(c.free) >= poolMax {
 		return c.remove(dir)
 	}
-	if b, _ := os.ReadFile(dir + "/cgroup.events"); strings.HasPrefix(string(b), "populated 0\n") {
-		c.free = append(c.free, dir)
-		return true
+	// Not os.ReadFile: it would add the file to the runtime's poller
+	// (cgroup.events can be polled), five system calls more.
+	var b [64]byte
+	if fd, err := unix.Open(dir+"/cgroup.events", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		n, _ := unix.Read(fd, b[:])
+		unix.Close(fd)
+		if strings.HasPrefix(string(b[:max(n, 0)]), "populated 0\n") {
+			c.free = append(c.free, dir)
+			return true
+		}
 	}
 	return c.remove(dir)
 }
