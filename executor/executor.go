@@ -200,21 +200,15 @@ func (e *Executor) receive(s *session, events uint32) {
 		m, fd, err := s.conn.Receive(ipc.FromListener)
 		if errors.Is(err, unix.EAGAIN) {
 			return
-		}
-		if err == io.EOF {
-			err = nil
-			if s.stuck {
-				err = errStuck
-			}
-			e.end(s, err)
-			return
-		}
-		if err == nil {
-			if err = e.check(s.st, m, fd); err != nil && fd >= 0 {
-				unix.Close(fd)
-			}
+		} else if err == io.EOF && s.stuck {
+			err = errStuck
+		} else if err == nil {
+			err = e.check(s.st, m, fd)
 		}
 		if err != nil {
+			if fd >= 0 { // Receive's errors close it; check's leave it
+				unix.Close(fd)
+			}
 			e.end(s, err)
 			return
 		}
@@ -313,10 +307,8 @@ func (e *Executor) deliver(from *session, c *command, m *ipc.Message) {
 		e.keep(m)
 	case len(s.out) > e.cfg.Cap+len(e.svcs):
 		e.keep(m)
-		if !s.stuck {
-			s.stuck = true
-			s.conn.Shutdown()
-		}
+		s.stuck = true
+		s.conn.Shutdown() // again, if stuck already: harmless
 	default:
 		if s != from {
 			m.Seq = 0
@@ -331,10 +323,7 @@ func (e *Executor) deliver(from *session, c *command, m *ipc.Message) {
 //tcb:request-path
 func (e *Executor) keep(m *ipc.Message) {
 	m.Seq = 0
-	if len(e.pending) >= e.cfg.Cap {
-		e.pending = e.pending[1:]
-	}
-	e.pending = append(e.pending, m)
+	e.pending = append(e.pending[max(len(e.pending)+1-e.cfg.Cap, 0):], m) // the oldest go past Cap
 }
 
 // flush sends what the session has queued, without blocking: what does
@@ -378,13 +367,16 @@ func (e *Executor) attach(conn *ipc.Conn) *session {
 	return s
 }
 
-// end ends a session: a violation is logged once; the pair is shut down,
+// end ends a session for err (io.EOF or nil: the listener left; else a
+// violation, logged once): the pair is shut down,
 // so that the listener sees end of file, and the results not yet sent are
 // kept for the next listener.
 //
 //tcb:request-path
 func (e *Executor) end(s *session, err error) {
-	if err != nil {
+	if err == io.EOF {
+		err = nil
+	} else if err != nil {
 		e.cfg.Log.Warning("listener %v; stopping listener", err)
 	}
 	s.ended, s.err = true, err
@@ -451,9 +443,8 @@ func (d *deadlines) Push(x any) { c := x.(*command); c.at = len(*d); *d = append
 
 //tcb:request-path
 func (d *deadlines) Pop() any {
-	old := *d
-	c := old[len(old)-1]
-	*d, c.at = old[:len(old)-1], -1
+	c := (*d)[len(*d)-1]
+	*d, c.at = (*d)[:len(*d)-1], -1
 	return c
 }
 

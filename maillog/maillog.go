@@ -154,23 +154,21 @@ func dialPostlog(path string) (int, Kind, error) {
 
 //tcb:request-path
 func dialSyslog(path string) (int, Kind, error) {
-	for _, k := range []struct {
-		typ  int
-		kind Kind
-	}{{unix.SOCK_DGRAM, Syslog}, {unix.SOCK_STREAM, SyslogStream}} {
-		fd, err := unix.Socket(unix.AF_UNIX, k.typ|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return -1, "", err
+	var err error = unix.EPROTOTYPE
+	for i, typ := range []int{unix.SOCK_DGRAM, unix.SOCK_STREAM} {
+		fd, serr := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+		if serr != nil {
+			return -1, "", serr
 		}
 		if err = unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err == nil {
-			return fd, k.kind, nil
+			return fd, []Kind{Syslog, SyslogStream}[i], nil
 		}
 		unix.Close(fd)
 		if err != unix.EPROTOTYPE {
-			return -1, "", err
+			break
 		}
 	}
-	return -1, "", unix.EPROTOTYPE
+	return -1, "", err
 }
 
 // Info logs a bare line.
