@@ -50,15 +50,15 @@ soak: build
 # The trusted base, what an auditor reads (tools/tcb): the module's code
 # linked into the root binary (non-blank, non-comment lines of Go and C),
 # and within it the request path (declarations marked //tcb:request-path).
-# The targets are 2,000 and 800 lines; neither is met yet, so the budgets
-# enforced are the counts of today (SECURITY.md, Trusted base): the code
-# may shrink, not grow unnoticed. Lower them as it shrinks. Fails over
-# either, or if the root binary links the listener or any module beyond
-# x/sys and msgpack.
-TCB_ROOT    ?= 3417
-TCB_REQUEST ?= 1015
+# The targets are 2,000 and 800 lines. The request path meets its target,
+# which is enforced; the root binary does not yet, so the budget enforced
+# is its count of today (SECURITY.md, Trusted base): it may shrink, not
+# grow unnoticed. Lower it as it shrinks. Fails over either, or if the
+# root binary links the listener or any module beyond x/sys and msgpack.
+TCB_ROOT    ?= 3031
+TCB_REQUEST ?= 800
 tcb:
-	@echo "trusted base targets: root binary 2000, request path 800 (not met yet; enforced: $(TCB_ROOT), $(TCB_REQUEST))"
+	@echo "trusted base targets: root binary 2000 (not met yet; enforced: $(TCB_ROOT)), request path 800 (enforced: $(TCB_REQUEST))"
 	$(GO) run ./tools/tcb -root $(TCB_ROOT) -request $(TCB_REQUEST)
 
 # Fuzz the listener-facing decoder, both configuration parsers and the

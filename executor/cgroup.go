@@ -9,7 +9,8 @@ package executor
 // START its process id and start time: a spawnd that starts kills and
 // removes only those whose process is gone, so that two spawnd processes
 // never touch each other's. Without cgroup v2 every method does nothing
-// and the time limit walks the process tree instead (spawn.go, walk).
+// and the time limit kills the command's process group only (spawn.go,
+// kill): what left the group escapes it.
 
 import (
 	"bufio"
@@ -83,7 +84,7 @@ func newCgroups(log *maillog.Logger) *cgroups {
 	}
 	c := &cgroups{dir: filepath.Join(parent, "spawnd-"+strconv.Itoa(os.Getpid())+"-"+st[19])}
 	if err := os.Mkdir(c.dir, 0o700); err != nil && !os.IsExist(err) {
-		log.Warning("cgroup %s: %v: killing commands by their process tree", c.dir, err)
+		log.Warning("cgroup %s: %v: killing commands by their process group only", c.dir, err)
 		return nil
 	}
 	return c
