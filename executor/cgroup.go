@@ -13,7 +13,7 @@ package executor
 // kill): what left the group escapes it.
 
 import (
-	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,14 +43,10 @@ var cgroupSeq atomic.Uint64
 // directory in it and kills what a spawnd that is gone left beside it.
 func newCgroups(log *maillog.Logger) *cgroups {
 	mount := ""
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	for sc := bufio.NewScanner(f); sc.Scan(); {
+	info, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(info), "\n") {
 		// id parent major:minor root mount-point options ... - fstype ...
-		if l := strings.Fields(sc.Text()); len(l) > 7 && l[len(l)-3] == "cgroup2" && l[3] == "/" {
+		if l := strings.Fields(l); len(l) > 7 && l[len(l)-3] == "cgroup2" && l[3] == "/" {
 			mount = l[4]
 			break
 		}
@@ -63,26 +59,21 @@ func newCgroups(log *maillog.Logger) *cgroups {
 	parent := filepath.Join(mount, strings.SplitN(path, "\n", 2)[0])
 	ents, _ := os.ReadDir(parent)
 	for _, ent := range ents {
-		if n, ok := gone(ent.Name()); ok {
-			dir := filepath.Join(parent, ent.Name())
-			killed := 0
+		var pid int // a spawnd-PID-START whose process has gone
+		if _, err := fmt.Sscanf(ent.Name(), "spawnd-%d-", &pid); err == nil && ent.Name() != cgroupName(pid) {
+			dir, killed := filepath.Join(parent, ent.Name()), 0
 			procs, _ := filepath.Glob(dir + "/*/cgroup.procs")
 			for _, p := range procs {
 				b, _ := os.ReadFile(p)
 				killed += strings.Count(string(b), "\n")
 			}
-			(&cgroups{}).kill(dir)
-			removeTree(dir)
+			(&cgroups{dir: dir}).close()
 			if killed > 0 {
-				log.Warning("killed %d processes left in %s by spawnd pid %d, which has gone", killed, dir, n)
+				log.Warning("killed %d processes left in %s by spawnd pid %d, which has gone", killed, dir, pid)
 			}
 		}
 	}
-	st := stat(os.Getpid())
-	if len(st) < 20 {
-		return nil
-	}
-	c := &cgroups{dir: filepath.Join(parent, "spawnd-"+strconv.Itoa(os.Getpid())+"-"+st[19])}
+	c := &cgroups{dir: filepath.Join(parent, cgroupName(os.Getpid()))}
 	if err := os.Mkdir(c.dir, 0o700); err != nil && !os.IsExist(err) {
 		log.Warning("cgroup %s: %v: killing commands by their process group only", c.dir, err)
 		return nil
@@ -90,19 +81,11 @@ func newCgroups(log *maillog.Logger) *cgroups {
 	return c
 }
 
-// gone reports whether name is a spawnd cgroup directory whose process
-// has gone, and that process's id.
-func gone(name string) (int, bool) {
-	f := strings.Split(name, "-")
-	if len(f) != 3 || f[0] != "spawnd" {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return 0, false
-	}
-	st := stat(pid)
-	return pid, len(st) < 20 || st[19] != f[2]
+// cgroupName is the name of the cgroup directory of the spawnd process
+// pid: spawnd-PID-START, START its start time ("" when it has gone).
+func cgroupName(pid int) string {
+	st := append(stat(pid), make([]string, 20)...)
+	return "spawnd-" + strconv.Itoa(pid) + "-" + st[19]
 }
 
 // make creates a new cgroup and returns its path and a descriptor of its

@@ -63,12 +63,12 @@ func (e *Executor) entries(pol *policy.Policy, inh map[string][]int) ([]*entry, 
 		if !ok {
 			fds = have[s.Endpoint.Type+" "+s.Endpoint.Address]
 		}
-		if fds == nil {
-			var fd int
-			fd, err = listen(s.Endpoint, pol.MailOwner)
-			if fds = []int{fd}; err == nil && s.Endpoint.Type == policy.Unix {
+		if fds == nil && s.Endpoint.Type == policy.Unix {
+			if fds, err = listenUnix(s.Endpoint, pol.MailOwner); err == nil {
 				e.cfg.Paths = append(e.cfg.Paths, s.Endpoint.Address)
 			}
+		} else if fds == nil {
+			fds, err = listenInet(s.Endpoint.Address)
 		}
 		if err != nil {
 			e.release(e.services(pol.Services[:i], sockets[:i]))
@@ -102,25 +102,14 @@ func (e *Executor) release(svcs []*entry) {
 	}
 }
 
-// listen opens a listening socket for ep.
-func listen(ep policy.Endpoint, owner policy.Account) (int, error) {
-	if ep.Type == policy.Unix {
-		return listenUnix(ep, owner)
-	}
-	return listenInet(ep.Address)
-}
-
 // checkInherited requires an inherited descriptor to be what the listener
 // will accept on: a listening stream socket of the service's type.
 func checkInherited(fd int, typ string) error {
 	st, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	listening, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
 	domain, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	ok := domain == unix.AF_UNIX
-	if typ == policy.Inet {
-		ok = domain == unix.AF_INET || domain == unix.AF_INET6
-	}
-	if !ok || st != unix.SOCK_STREAM || listening != 1 {
+	types := map[int]string{unix.AF_UNIX: policy.Unix, unix.AF_INET: policy.Inet, unix.AF_INET6: policy.Inet}
+	if types[domain] != typ || st != unix.SOCK_STREAM || listening != 1 {
 		return fmt.Errorf("inherited descriptor %d is not a listening %s stream socket", fd, typ)
 	}
 	return nil
@@ -129,19 +118,19 @@ func checkInherited(fd int, typ string) error {
 // listenInet listens on addr as Go's net package does: SO_REUSEADDR, and
 // both IPv6 and IPv4 when the host is empty. It returns a descriptor of
 // its own, close-on-exec.
-func listenInet(addr string) (int, error) {
+func listenInet(addr string) ([]int, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
 	defer l.Close()
 	raw, err := l.(*net.TCPListener).SyscallConn()
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
 	fd := -1
 	raw.Control(func(s uintptr) { fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 3) })
-	return fd, err
+	return []int{fd}, err
 }
 
 // listenUnix creates a unix socket: any stale socket removed, mode 0666
@@ -150,11 +139,11 @@ func listenInet(addr string) (int, error) {
 // and is created (mail_owner, 0700 when private, as Postfix has private/)
 // when missing. That directory may be mail_owner's, so root touches
 // nothing in it by path but the bind (openDir), and nothing after it.
-func listenUnix(ep policy.Endpoint, owner policy.Account) (int, error) {
+func listenUnix(ep policy.Endpoint, owner policy.Account) ([]int, error) {
 	dir, name := filepath.Split(ep.Address)
 	dfd, created, err := openDir(dir, true)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
 	defer unix.Close(dfd)
 	if created && ep.Private {
@@ -164,23 +153,23 @@ func listenUnix(ep policy.Endpoint, owner policy.Account) (int, error) {
 	var st unix.Stat_t
 	if unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-			return -1, fmt.Errorf("%s exists and is not a socket", ep.Address)
+			return nil, fmt.Errorf("%s exists and is not a socket", ep.Address)
 		}
 		unix.Unlinkat(dfd, name, 0)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("socket: %w", err)
+		return nil, fmt.Errorf("socket: %w", err)
 	}
 	if err := bind0666(fd, ep.Address); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("bind %s: %w", ep.Address, err)
+		return nil, fmt.Errorf("bind %s: %w", ep.Address, err)
 	}
 	if err := unix.Listen(fd, backlog); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("listen on %s: %w", ep.Address, err)
+		return nil, fmt.Errorf("listen on %s: %w", ep.Address, err)
 	}
-	return fd, nil
+	return []int{fd}, nil
 }
 
 // bind0666 binds fd to path with mode 0666. bind(2) applies the umask of

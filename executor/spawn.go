@@ -59,8 +59,9 @@ import (
 // executor relies on; spawnd calls it once at start-up: umask 077;
 // SIGPIPE and SIGXFSZ ignored (as spawn(8) leaves them; exec resets the
 // signals the Go runtime catches to their default); every inherited fd above 2
-// close-on-exec (invariant 2); the soft RLIMIT_NOFILE at the hard limit,
-// for one descriptor per running command.
+// close-on-exec (invariant 2). The soft RLIMIT_NOFILE, for one
+// descriptor per running command, the Go runtime has already raised to
+// the hard limit less one (and gives children their own back).
 func Setup() {
 	unix.Umask(0o077)
 	// A disposition of "ignore" survives exec: reset any that spawnd
@@ -85,14 +86,6 @@ func Setup() {
 		if fd, err := strconv.Atoi(ent.Name()); err == nil && fd > 2 {
 			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 		}
-	}
-	// The Go runtime has already raised it to the hard limit less one and
-	// gives children their original soft limit back; raise it only when
-	// it has not.
-	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Max > 0 && lim.Cur < lim.Max-1 {
-		lim.Cur = lim.Max
-		unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
 	}
 }
 
