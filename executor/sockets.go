@@ -22,8 +22,9 @@ import (
 const backlog = 4096
 
 // inherited returns the sockets systemd passed this process, by name
-// (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES), close-on-exec, and clears the
-// variables so no child sees them.
+// (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES); Setup has made them
+// close-on-exec. The variables stay: no child gets spawnd's environment
+// (a command's is the policy's, the listener's empty).
 func inherited() map[string][]int {
 	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
 	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) || n < 0 {
@@ -31,12 +32,8 @@ func inherited() map[string][]int {
 	}
 	// systemd names a socket without a name "unknown"
 	names := append(strings.Split(os.Getenv("LISTEN_FDNAMES"), ":"), slices.Repeat([]string{"unknown"}, n)...)
-	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
-		os.Unsetenv(v)
-	}
 	byName := map[string][]int{}
 	for i := range n {
-		unix.CloseOnExec(3 + i)
 		byName[names[i]] = append(byName[names[i]], 3+i)
 	}
 	return byName
@@ -48,10 +45,6 @@ func inherited() map[string][]int {
 // cfg.Paths, to remove on exit. It closes the inherited sockets no service
 // takes, with a warning. On an error it releases the sockets it took.
 func (e *Executor) entries(pol *policy.Policy, inh map[string][]int) ([]*entry, error) {
-	have := map[string][]int{}
-	for _, svc := range e.svcs {
-		have[svc.Endpoint.Type+" "+svc.Endpoint.Address] = svc.fds
-	}
 	sockets := make([][]int, len(pol.Services))
 	for i, s := range pol.Services {
 		fds, ok := inh[s.Name]
@@ -60,8 +53,9 @@ func (e *Executor) entries(pol *policy.Policy, inh map[string][]int) ([]*entry, 
 		for _, fd := range fds {
 			err = cmp.Or(err, checkInherited(fd, s.Endpoint.Type))
 		}
-		if !ok {
-			fds = have[s.Endpoint.Type+" "+s.Endpoint.Address]
+		same := func(c *entry) bool { return c.Endpoint.Type == s.Endpoint.Type && c.Endpoint.Address == s.Endpoint.Address }
+		if i := slices.IndexFunc(e.svcs, same); !ok && i >= 0 {
+			fds = e.svcs[i].fds
 		}
 		if fds == nil && s.Endpoint.Type == policy.Unix {
 			if fds, err = listenUnix(s.Endpoint, pol.MailOwner); err == nil {

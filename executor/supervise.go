@@ -53,7 +53,6 @@ type supervisor struct {
 	due      time.Time
 	backoff  time.Duration
 	stopping bool
-	leaving  bool // the listener was asked to leave for a reload
 	clean    bool // the last listener exited with status 0
 	err      error
 	next     *policy.Policy // a valid configuration, waiting for the listener to leave
@@ -208,7 +207,7 @@ func (e *Executor) startListener() {
 		return
 	}
 	delete(e.cmds, c.pidfd)
-	p.lst, p.started, p.leaving = c, time.Now(), false
+	p.lst, p.started = c, time.Now()
 	e.attach(ipc.NewConn(mine))
 }
 
@@ -237,7 +236,7 @@ func (e *Executor) listenerExited() {
 	c.reaped = true
 	e.kill(c)
 	p.clean = ws.Exited() && ws.ExitStatus() == 0
-	if !p.clean && !p.stopping && !p.leaving {
+	if !p.clean && !p.stopping && p.next == nil { // nor asked to leave for a reload
 		status := "exit status " + strconv.Itoa(ws.ExitStatus())
 		if ws.Signaled() {
 			status = "killed by signal " + strconv.Itoa(int(ws.Signal()))
@@ -313,8 +312,7 @@ func (e *Executor) reload() {
 	}
 	p.next, p.nextSvcs = pol, svcs
 	e.cfg.Log.Info("reload: configuration is valid, restarting the listener with it")
-	if p.lst != nil && !p.leaving {
-		p.leaving, p.due = true, time.Now().Add(grace)
+	if p.lst != nil { // over gives it its grace, once
 		unix.Kill(p.lst.pid, unix.SIGUSR1)
 	}
 	e.over()
@@ -372,9 +370,7 @@ func (e *Executor) enter() {
 // instead of making the kernel drop the descriptors it passes.
 func commandCap(log *maillog.Logger) int {
 	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil {
-		return hardCap
-	}
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) // fails only for a bad resource or address
 	open, _ := os.ReadDir("/proc/self/fd")
 	n := (int(min(lim.Cur, 2*hardCap+1<<10)) - len(open) - fdReserve) / 2
 	if n >= hardCap {

@@ -172,11 +172,10 @@ func runDaemon(args []string) int {
 	if _, ok := os.LookupEnv("MAIL_DEBUG"); ok || a.DebugSelf {
 		cfg.Log.Warning("-D or MAIL_DEBUG: spawnd runs no debugger_command; attach to pid %d by hand", os.Getpid())
 	}
-	var sockets []int // close-on-exec, as every inherited descriptor (Setup)
-	for fd := masterListenFd; fd < masterListenFd+a.Sockets; fd++ {
-		sockets = append(sockets, fd)
+	cfg.Sockets = [][]int{make([]int, a.Sockets)} // close-on-exec, as every inherited descriptor (Setup)
+	for i := range cfg.Sockets[0] {
+		cfg.Sockets[0][i] = masterListenFd + i
 	}
-	cfg.Sockets = [][]int{sockets}
 	if executor.Run(cfg) != nil { // logged
 		return 1
 	}
