@@ -150,24 +150,20 @@ func (c *cgroups) reuse(dir string, killed bool) bool {
 	return c.remove(dir)
 }
 
-// close kills and removes every cgroup this process made, waiting a
-// moment for the processes to go.
+// close kills and removes every cgroup this process made (or, in the
+// sweep, a spawnd that is gone), retrying for up to a second while the
+// killed processes leave.
 func (c *cgroups) close() {
-	if c != nil {
-		c.kill(c.dir)
-		removeTree(c.dir)
+	if c == nil {
+		return
 	}
-}
-
-// removeTree removes a cgroup and those in it, retrying for up to a second
-// while killed processes leave.
-func removeTree(dir string) {
+	c.kill(c.dir)
 	for range 100 {
-		subs, _ := filepath.Glob(dir + "/*/cgroup.procs")
+		subs, _ := filepath.Glob(c.dir + "/*/cgroup.procs")
 		for _, p := range subs {
 			unix.Rmdir(filepath.Dir(p))
 		}
-		if err := unix.Rmdir(dir); err == nil || err == unix.ENOENT {
+		if err := unix.Rmdir(c.dir); err == nil || err == unix.ENOENT {
 			return
 		}
 		unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)

@@ -38,13 +38,12 @@ type Config struct {
 	Sockets [][]int // per service: its listening sockets in this process; nil: New opens them
 	Status  int     // master(8)'s status channel (Postfix mode), or -1
 	Verbose bool    // log the results only the executor sees as the listener's -v does
-	Self    string  // spawnd's executable, for services with limits (limits.go)
+	Self    string  // spawnd's executable, for services with limits (limits.go) and the listener beside it
 
 	// Supervision (Run) only.
-	Listener string                         // the listener's executable
-	Welcome  ipc.Message                    // the listener's settings, sent in Welcome
-	Reload   func() (*policy.Policy, error) // standalone: load the configuration again (SIGHUP)
-	Paths    []string                       // unix socket paths spawnd created, removed when closed
+	Welcome ipc.Message                    // the listener's settings, sent in Welcome
+	Reload  func() (*policy.Policy, error) // standalone: load the configuration again (SIGHUP)
+	Paths   []string                       // unix socket paths spawnd created, removed when closed
 }
 
 // Executor runs the commands of one policy at a time for a succession of

@@ -79,8 +79,7 @@ func Configure(p *policy.Policy, verbose bool, postlog string, gen int64) (Confi
 	self, _ := os.Executable() // empty: services with limits are refused
 	cfg := Config{Policy: p, Log: log, Verbose: verbose, Self: self, Status: -1,
 		Welcome: ipc.Message{Ident: ident, Facility: uint8(p.SyslogFacility), Verbose: verbose,
-			LogKind: string(log.Kind()), Host: os.Getenv("POSTLOG_HOSTNAME")},
-		Listener: filepath.Join(filepath.Dir(self), "spawnd-listener")}
+			LogKind: string(log.Kind()), Host: os.Getenv("POSTLOG_HOSTNAME")}}
 	if w := &cfg.Welcome; gen >= 0 {
 		cfg.Status, w.Postfix, w.Pid, w.Generation = ipc.StatusFd, true, int32(os.Getpid()), uint32(gen)
 		w.MaxUse, w.MaxIdle = uint32(p.MaxUse), uint32(p.MaxIdle/time.Second)
@@ -182,6 +181,7 @@ func (p *supervisor) tick(e *Executor, now time.Time) {
 // listener's to inject input into (TIOCSTI).
 func (e *Executor) startListener() {
 	p, c := &e.sup, &command{pidfd: -1, at: -1}
+	argv := []string{filepath.Join(filepath.Dir(e.cfg.Self), "spawnd-listener")}
 	mine, theirs, err := ipc.Pair()
 	if err == nil {
 		null, _ := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
@@ -195,14 +195,14 @@ func (e *Executor) startListener() {
 			}
 		}
 		owner := e.cfg.Policy.MailOwner
-		err = e.fork(c, []string{e.cfg.Listener}, &syscall.ProcAttr{Files: files,
+		err = e.fork(c, argv, &syscall.ProcAttr{Files: files,
 			Sys: &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: owner.Uid, Gid: owner.Gid, Groups: []uint32{}}, Setsid: true}})
 		unix.Close(theirs)
 		unix.Close(null)
 	}
 	if err != nil {
 		unix.Close(mine)
-		e.cfg.Log.Error("start %s: %v", e.cfg.Listener, err)
+		e.cfg.Log.Error("start %s: %v", argv[0], err)
 		p.stopping, p.err = true, err
 		return
 	}
