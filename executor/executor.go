@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -34,11 +33,11 @@ import (
 type Config struct {
 	Policy  *policy.Policy
 	Log     *maillog.Logger
-	Cap     int     // hard cap on running commands (a flood past it is a violation); 0: from RLIMIT_NOFILE
+	Cap     int     // hard cap on running commands (a flood past it is a violation), set by New from RLIMIT_NOFILE
 	Sockets [][]int // per service: its listening sockets in this process; nil: New opens them
 	Status  int     // master(8)'s status channel (Postfix mode), or -1
 	Verbose bool    // log the results only the executor sees as the listener's -v does
-	Self    string  // spawnd's executable, for services with limits (limits.go) and the listener beside it
+	Self    string  // spawnd's executable, for services with limits (commandLine) and the listener beside it
 
 	// Supervision (Run) only.
 	Welcome ipc.Message                    // the listener's settings, sent in Welcome
@@ -63,10 +62,9 @@ type Executor struct {
 	timer   int // timerfd, armed at the nearest deadline
 	armed   time.Time
 	yielded time.Time // see loop
-	cwd     string
-	cg      *cgroups // nil: no cgroup v2, process groups only (spawn.go)
-	netns   uint64   // the network namespace's cookie (tie.go)
-	req     sock     // the passed socket of the request in hand: check reads it, spawn uses it
+	cg      *cgroups  // nil: no cgroup v2, process groups only (spawn.go)
+	netns   uint64    // the network namespace's cookie (tie.go)
+	req     sock      // the passed socket of the request in hand: check reads it, spawn uses it
 	sup     supervisor
 }
 
@@ -99,16 +97,13 @@ type session struct {
 // (killing what a previous executor left there).
 func New(cfg Config) (*Executor, error) {
 	e := &Executor{cfg: cfg, cmds: map[int]*command{}, pids: map[int]bool{}, left: map[*command]bool{}}
-	e.cwd, _ = os.Getwd()
 	var err error
 	if cfg.Sockets != nil {
 		e.svcs = e.services(cfg.Policy.Services, cfg.Sockets)
 	} else if e.svcs, err = e.entries(cfg.Policy, inherited()); err != nil {
 		return nil, err
 	}
-	if cfg.Cap == 0 {
-		e.cfg.Cap = commandCap(cfg.Log)
-	}
+	e.cfg.Cap = commandCap(cfg.Log)
 	e.netns = netnsCookie()
 	if e.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -126,7 +121,7 @@ func (e *Executor) services(svcs []*policy.Service, sockets [][]int) []*entry {
 	out := make([]*entry, len(svcs))
 	for i, s := range svcs {
 		out[i] = &entry{Service: s, argv: commandLine(e.cfg.Self, s), fds: sockets[i], lsn: listening(sockets[i])}
-		out[i].env, out[i].dir = e.environ(s)
+		out[i].env, out[i].dir = environ(s)
 	}
 	return out
 }

@@ -125,7 +125,7 @@ func newExecutor(t testing.TB, capacity int, svcs ...*policy.Service) (*Executor
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Close(fd) })
-	cfg := Config{Policy: &policy.Policy{Services: svcs}, Log: maillog.New(fd, maillog.File, "spawnd", 2), Cap: capacity, Status: -1}
+	cfg := Config{Policy: &policy.Policy{Services: svcs}, Log: maillog.New(fd, maillog.File, "spawnd", 2), Status: -1}
 	for range svcs {
 		cfg.Sockets = append(cfg.Sockets, []int{lsnUnix, lsnTCP})
 	}
@@ -133,6 +133,7 @@ func newExecutor(t testing.TB, capacity int, svcs ...*policy.Service) (*Executor
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.cfg.Cap = capacity
 	return e, log
 }
 

@@ -22,7 +22,7 @@ package executor
 //     the message only picks the service. Peer variables come from the
 //     descriptor, read once for the checks and them (tie.go, sock.read).
 //     A service with resource limits executes spawnd-limits in front of
-//     its command, built from the policy too (limits.go).
+//     its command, built from the policy too (commandLine).
 //  5. One goroutine, the loop's, starts, kills and reaps every child, each
 //     through its pidfd: a pid is signalled only before the loop has
 //     reaped it, so it cannot be another process's by then. Nothing else
@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,6 +88,42 @@ func Setup() {
 			unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 		}
 	}
+}
+
+// commandLine returns the argv a child of svc execs, argv[0] its path:
+// its command, or spawnd-limits, found beside spawnd's executable self,
+// in front of it.
+//
+// A service that sets resource limits or no_new_privileges does not exec
+// its command directly: the child execs spawnd-limits, the small C
+// program beside spawnd's own executable (cmd/spawnd-limits), as
+// `spawnd-limits [-cpu N] [-as N] [-nofile N] [-nproc N] [-fsize N] [-nnp]
+// -- COMMAND ARG...`, already as the service's user with its groups. It
+// sets the limits on itself and execs the command, which keeps the pid,
+// the session, the descriptors and the parent-death signal. The standard
+// library's fork path has no hook between the credentials and exec, and
+// limits set in the executor would bind the executor too. spawnd-limits
+// runs with no privilege to lose: its only input is the argv built here
+// from the policy.
+func commandLine(self string, svc *policy.Service) []string {
+	l := svc.Limits
+	if l == (policy.Limits{}) {
+		return svc.Argv
+	}
+	argv := []string{""} // no executable known: the exec fails
+	if self != "" {
+		argv[0] = filepath.Join(filepath.Dir(self), "spawnd-limits")
+	}
+	opts := []string{"-cpu", "-as", "-nofile", "-nproc", "-fsize"} // in the order it applies them
+	for i, v := range []uint64{l.CPU, l.AddressSpace, l.OpenFiles, l.Processes, l.FileSize} {
+		if v > 0 {
+			argv = append(argv, opts[i], strconv.FormatUint(v, 10))
+		}
+	}
+	if l.NoNewPrivileges {
+		argv = append(argv, "-nnp")
+	}
+	return append(append(argv, "--"), svc.Argv...)
 }
 
 // command is one running command.
@@ -159,7 +196,7 @@ func (e *Executor) spawn(s *session, m *ipc.Message, fd int) {
 // commands inherit master(8)'s: a queue_directory closed to the service's
 // user still works. Only another directory is entered in the child, as
 // the user ("" when it is the executor's).
-func (e *Executor) environ(s *policy.Service) (env []string, dir string) {
+func environ(s *policy.Service) (env []string, dir string) {
 	env = s.Env
 	if s.PeerEnvironment {
 		env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
@@ -167,7 +204,7 @@ func (e *Executor) environ(s *policy.Service) (env []string, dir string) {
 			return slices.Contains(peerNames, name)
 		})
 	}
-	if s.Dir != e.cwd {
+	if wd, _ := os.Getwd(); s.Dir != wd {
 		dir = s.Dir
 	}
 	return slices.Clip(env), dir

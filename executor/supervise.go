@@ -357,9 +357,8 @@ func (e *Executor) enter() {
 			e.cfg.Log.Warning("chdir %s: %v", e.svcs[0].Dir, err)
 		}
 	}
-	e.cwd, _ = os.Getwd()
 	for _, s := range e.svcs {
-		s.env, s.dir = e.environ(s.Service)
+		s.env, s.dir = environ(s.Service)
 	}
 }
 

@@ -4,8 +4,8 @@
  *
  * The executor's child executes this in place of the command of a service
  * that sets resource limits or no_new_privileges, already as the
- * service's user with its groups (executor/limits.go builds the command
- * line from the policy). It sets each limit on itself, then no_new_privs,
+ * service's user with its groups (commandLine, in executor/spawn.go,
+ * builds the command line from the policy). It sets each limit on itself, then no_new_privs,
  * and executes COMMAND, which keeps the pid, the session, the
  * descriptors, the parent-death signal, and the signal dispositions and
  * mask the executor left. It is not root code: it runs with no privilege
