@@ -5,12 +5,12 @@
  * The executor's child executes this in place of the command of a service
  * that sets resource limits or no_new_privileges, already as the
  * service's user with its groups (commandLine, in executor/spawn.go,
- * builds the command line from the policy). It sets each limit on itself, then no_new_privs,
- * and executes COMMAND, which keeps the pid, the session, the
- * descriptors, the parent-death signal, and the signal dispositions and
- * mask the executor left. It is not root code: it runs with no privilege
- * to lose, and a command line the executor did not build can only make
- * it fail.
+ * builds the command line from the policy). It sets each limit on itself,
+ * then no_new_privs, and executes COMMAND, which keeps the pid, the
+ * session, the descriptors, the parent-death signal, and the signal
+ * dispositions and mask the executor left. It is not root code: it runs
+ * with no privilege to lose, and a command line the executor did not
+ * build can only make it fail.
  *
  * It writes nothing (descriptors 0 to 2 are the client's). Exit 126: a bad
  * option, or a limit that cannot be set; 127: COMMAND cannot be executed.
