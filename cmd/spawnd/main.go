@@ -31,27 +31,24 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
-	os.Exit(run(os.Args[1:]))
+	args := os.Args[1:]
+	switch append(args, "")[0] { // the first argument, or ""
+	case "serve":
+		os.Exit(runServe(args[1:]))
+	case "check":
+		os.Exit(runCheck(args[1:]))
+	case "version":
+		fmt.Println("spawnd", version)
+		return
+	}
+	// Anything else is a Postfix master(8) command line:
+	// spawnd [generic daemon options] user=NAME[:GROUP] argv=COMMAND...
+	os.Exit(runDaemon(args))
 }
 
 // The main goroutine stays on the main thread, where the executor's loop
 // forks every child (executor's invariant 7).
 func init() { runtime.LockOSThread() }
-
-func run(args []string) int {
-	switch append(args, "")[0] { // the first argument, or ""
-	case "serve":
-		return runServe(args[1:])
-	case "check":
-		return runCheck(args[1:])
-	case "version":
-		fmt.Println("spawnd", version)
-		return 0
-	}
-	// Anything else is a Postfix master(8) command line:
-	// spawnd [generic daemon options] user=NAME[:GROUP] argv=COMMAND...
-	return runDaemon(args)
-}
 
 // runServe is `spawnd serve [-c DIR] [-v]`: every spawn service of
 // DIR/master.cf, in the foreground, until SIGTERM or SIGINT; SIGHUP
