@@ -76,8 +76,7 @@ func Setup() {
 		// SIGCHLD too: at its default the kernel discards it (and still
 		// keeps zombies to wait for); the loop learns of exits from pidfds.
 		if old[0] == 1 || sig == int(unix.SIGCHLD) { // SIG_IGN
-			dfl := [4]uint64{}
-			unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+			unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&[4]uint64{})), 0, 8, 0, 0)
 		}
 	}
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGXFSZ)

@@ -131,8 +131,7 @@ func (e *Executor) event(fd int) {
 		e.listenerExited()
 		return
 	}
-	var b [8]byte
-	unix.Read(p.wake, b[:])
+	unix.Read(p.wake, make([]byte, 8))
 	for len(p.got) > 0 {
 		switch sig := <-p.got; {
 		case sig == unix.SIGHUP && e.cfg.Reload != nil && !p.stopping:
@@ -302,15 +301,14 @@ func (e *Executor) reload() {
 	e.release(p.nextSvcs) // an earlier reload still waiting: this one wins
 	p.next, p.nextSvcs = nil, nil
 	pol, err := e.cfg.Reload()
-	var svcs []*entry
 	if err == nil {
-		svcs, err = e.entries(pol, nil)
+		p.nextSvcs, err = e.entries(pol, nil)
 	}
 	if err != nil {
 		e.cfg.Log.Warning("reload: keeping the old configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 		return
 	}
-	p.next, p.nextSvcs = pol, svcs
+	p.next = pol
 	e.cfg.Log.Info("reload: configuration is valid, restarting the listener with it")
 	if p.lst != nil { // over gives it its grace, once
 		unix.Kill(p.lst.pid, unix.SIGUSR1)
