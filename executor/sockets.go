@@ -120,10 +120,7 @@ func listenInet(addr string) ([]int, error) {
 		return nil, err
 	}
 	defer l.Close()
-	raw, err := l.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		return nil, err
-	}
+	raw, _ := l.(*net.TCPListener).SyscallConn() // fails only on a closed listener
 	fd := -1
 	raw.Control(func(s uintptr) { fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 3) })
 	return []int{fd}, err
