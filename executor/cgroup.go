@@ -151,14 +151,11 @@ func (c *cgroups) reuse(dir string, killed bool) bool {
 }
 
 // close kills and removes every cgroup this process made (or, in the
-// sweep, a spawnd that is gone), retrying for up to a second while the
-// killed processes leave.
+// sweep, a spawnd that is gone; nil: none), retrying for up to a second
+// while the killed processes leave.
 func (c *cgroups) close() {
-	if c == nil {
-		return
-	}
-	c.kill(c.dir)
-	for range 100 {
+	for i := 0; c != nil && i < 100; i++ {
+		c.kill(c.dir) // again on a retry: what is left is still leaving
 		subs, _ := filepath.Glob(c.dir + "/*/cgroup.procs")
 		for _, p := range subs {
 			unix.Rmdir(filepath.Dir(p))

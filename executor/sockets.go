@@ -53,9 +53,8 @@ func (e *Executor) entries(pol *policy.Policy, inh map[string][]int) ([]*entry, 
 		for _, fd := range fds {
 			err = cmp.Or(err, checkInherited(fd, s.Endpoint.Type))
 		}
-		same := func(c *entry) bool {
-			return c.Endpoint.Type == s.Endpoint.Type && c.Endpoint.Address == s.Endpoint.Address
-		}
+		// the same endpoint ("unix" and "inet" are of one length)
+		same := func(c *entry) bool { return c.Endpoint.Type+c.Endpoint.Address == s.Endpoint.Type+s.Endpoint.Address }
 		if i := slices.IndexFunc(e.svcs, same); !ok && i >= 0 {
 			fds = e.svcs[i].fds
 		}
