@@ -82,10 +82,13 @@ func newCgroups(log *maillog.Logger) *cgroups {
 }
 
 // cgroupName is the name of the cgroup directory of the spawnd process
-// pid: spawnd-PID-START, START its start time ("" when it has gone).
+// pid: spawnd-PID-START, START its start time, the 20th field of
+// /proc/PID/stat after the command name, the state first ("" when the
+// process has gone). The command name may hold spaces and parentheses.
 func cgroupName(pid int) string {
-	st := append(stat(pid), make([]string, 20)...)
-	return "spawnd-" + strconv.Itoa(pid) + "-" + st[19]
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return "spawnd-" + strconv.Itoa(pid) + "-" + append(f, make([]string, 20)...)[19]
 }
 
 // make creates a new cgroup and returns its path and a descriptor of its

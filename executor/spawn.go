@@ -320,17 +320,6 @@ func (e *Executor) kill(c *command) {
 	c.timeout = true
 }
 
-// stat returns the fields of /proc/pid/stat after the command name, the
-// state first (cgroup.go: a process's start time).
-func stat(pid int) []string {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	if i := strings.LastIndexByte(string(b), ')'); i > 0 {
-		return strings.Fields(string(b[i+1:]))
-	}
-	return nil
-}
-
 // logResult logs a result no listener will take, in the listener's words
 // (listener.logResult): an abnormal end as spawn(8) logs it and, with
 // Verbose, one line for the connection.
