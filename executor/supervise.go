@@ -350,10 +350,8 @@ func (e *Executor) index(name string) int {
 // enter enters the commands' working directory as root, so that they
 // inherit it (see spawn), and says so in each service's entry (environ).
 func (e *Executor) enter() {
-	if len(e.svcs) > 0 {
-		if err := os.Chdir(e.svcs[0].Dir); err != nil {
-			e.cfg.Log.Warning("chdir %s: %v", e.svcs[0].Dir, err)
-		}
+	if err := os.Chdir(e.svcs[0].Dir); err != nil { // a policy has a service (policy.Load)
+		e.cfg.Log.Warning("chdir %s: %v", e.svcs[0].Dir, err)
 	}
 	for _, s := range e.svcs {
 		s.env, s.dir = environ(s.Service)
