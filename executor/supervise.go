@@ -27,7 +27,7 @@ import (
 // hardCap bounds the commands one executor runs at once, whatever the
 // listener asks: the executor holds two descriptors per running command.
 // fdReserve is what it keeps free of its descriptor limit besides: the
-// fork's pipe, a cgroup, /proc walks, the log's redial and a new
+// fork's pipe, a cgroup, the sweep's /proc reads, the log's redial and a new
 // listener's pair.
 const (
 	hardCap   = 4096
