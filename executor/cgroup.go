@@ -99,10 +99,10 @@ func (c *cgroups) make() (string, int) {
 	if c == nil {
 		return "", -1
 	}
-	dir := filepath.Join(c.dir, strconv.FormatUint(cgroupSeq.Add(1), 10))
+	var dir string
 	if n := len(c.free); n > 0 {
 		dir, c.free = c.free[n-1], c.free[:n-1]
-	} else if unix.Mkdir(dir, 0o700) != nil {
+	} else if dir = filepath.Join(c.dir, strconv.FormatUint(cgroupSeq.Add(1), 10)); unix.Mkdir(dir, 0o700) != nil {
 		return "", -1
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

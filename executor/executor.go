@@ -54,9 +54,8 @@ type Executor struct {
 	cmds    map[int]*command // running, by pidfd
 	pids    map[int]bool     // the pids of cmds and the listener
 	limits  deadlines        // commands with a time limit, nearest first
-	left    map[*command]bool
-	running atomic.Int32 // commands of the current services
-	sess    *session     // the listener's pair, or nil
+	running atomic.Int32     // commands of the current services
+	sess    *session         // the listener's pair, or nil
 	pending []*ipc.Message
 	ep      int // the loop's epoll set
 	timer   int // timerfd, armed at the nearest deadline
@@ -96,7 +95,7 @@ type session struct {
 // (entries); its epoll set and timer, the cgroup its commands go to
 // (killing what a previous executor left there).
 func New(cfg Config) (*Executor, error) {
-	e := &Executor{cfg: cfg, cmds: map[int]*command{}, pids: map[int]bool{}, left: map[*command]bool{}}
+	e := &Executor{cfg: cfg, cmds: map[int]*command{}, pids: map[int]bool{}}
 	var err error
 	if cfg.Sockets != nil {
 		e.svcs = e.services(cfg.Policy.Services, cfg.Sockets)

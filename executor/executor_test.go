@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -639,6 +640,48 @@ func TestTimeLimit(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestTimeLimitRemovesCgroup: a command killed at its time limit leaves
+// no cgroup behind, even when it is reaped before everything the kill
+// reached has left its cgroup (many descendants make that likely).
+func TestTimeLimitRemovesCgroup(t *testing.T) {
+	needRoot(t)
+	svc := service("/bin/sh", "-c", "for i in $(seq 200); do sleep 60 & done; wait")
+	svc.TimeLimit = time.Second
+	e, log := newExecutor(t, 10, svc)
+	if e.cg == nil {
+		t.Skip("no cgroup v2 here")
+	}
+	dir := e.cg.dir
+	f := serve(t, e, log)
+	unix.SetsockoptTimeval(f.lfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 20})
+	f.hello()
+	server, client := unixClient(t)
+	// Other tests' executors in this process share dir: their pooled
+	// cgroups stay there.
+	ents, _ := os.ReadDir(dir)
+	before := map[string]bool{}
+	for _, d := range ents {
+		before[d.Name()] = true
+	}
+	f.run(1, 0, server)
+	unix.Close(server)
+	readAll(t, client, 30*time.Second)
+	if m := f.receive(); !m.Timeout {
+		t.Fatalf("result %+v, want the time limit", m)
+	}
+	var left []os.DirEntry
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ents, _ := os.ReadDir(dir)
+		left = slices.DeleteFunc(ents, func(d os.DirEntry) bool { return !d.IsDir() || before[d.Name()] })
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("the killed command's cgroup is still there 5s after its result: %v", left)
 	}
 }
 

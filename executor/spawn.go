@@ -240,7 +240,9 @@ func (e *Executor) fork(c *command, argv []string, attr *syscall.ProcAttr) error
 
 // reap collects a command whose pidfd is readable and reports its end.
 // Its cgroup goes with it, unless something it started is still in there:
-// that is killed at the command's time limit, or when spawnd stops.
+// that is killed at the command's time limit, or when spawnd stops; when
+// the limit has fired already, what it killed is still leaving, and kill
+// removes the cgroup once it has.
 //
 //tcb:request-path
 func (e *Executor) reap(c *command) {
@@ -255,7 +257,9 @@ func (e *Executor) reap(c *command) {
 	e.strays()
 	c.reaped = true
 	if !e.cg.reuse(c.cgroup, c.timeout) {
-		e.left[c] = true
+		if c.timeout { // not all that the kill reached has left its cgroup yet
+			e.kill(c) // which removes it once it has
+		}
 	} else if c.at >= 0 {
 		heap.Remove(&e.limits, c.at)
 	}
@@ -304,7 +308,6 @@ func (e *Executor) kill(c *command) {
 	if c.reaped {
 		switch {
 		case c.cgroup == "": // the last pass: strays has reaped what the kill left
-			delete(e.left, c)
 			return
 		case !e.cg.kill(c.cgroup) || e.cg.remove(c.cgroup):
 			c.cgroup = ""
