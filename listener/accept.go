@@ -47,15 +47,12 @@ func (l *listener) accept(s *socket) error {
 			l.lastCapWarn = time.Now()
 			l.log.Warning("%d commands running, the executor's limit: new clients wait in the backlog", l.cap)
 		}
-		if l.pf != nil && l.pf.MaxUse > 0 && l.used >= l.pf.MaxUse {
-			// A bounded process keeps master(8) from starting another
-			// while its commands run (notify): it serves on until none
-			// runs, rather than leave new clients waiting for the
-			// slowest of them.
-			l.retire = l.bounded()
-			if !l.retire {
-				l.stop("use limit reached")
-			}
+		// A bounded process keeps master(8) from starting another while
+		// its commands run (notify): it serves on until none runs
+		// (result), rather than leave new clients waiting for the slowest
+		// of them.
+		if l.usedUp() && !l.bounded() {
+			l.stop("use limit reached")
 		}
 	}
 	return nil

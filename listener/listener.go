@@ -148,7 +148,6 @@ type listener struct {
 	lastWarn    time.Time // last accept warning
 	lastCapWarn time.Time // last warning that the executor's cap is reached
 	masterGone  bool      // the status channel is closed: write no more
-	retire      bool      // max_use reached by a bounded process: stop when nothing is in flight
 	taken       bool      // the last status master(8) has from us is TAKEN
 	anyPaused   bool
 	wake        int // eventfd for Config.Stop and Leave; -1: none

@@ -78,6 +78,11 @@ func (l *listener) bounded() bool {
 	return false
 }
 
+// usedUp reports whether the process has taken max_use connections.
+func (l *listener) usedUp() bool {
+	return l.pf != nil && l.pf.MaxUse > 0 && l.used >= l.pf.MaxUse
+}
+
 // served tells master(8), when the process has served and its commands
 // have all ended, TAKEN then AVAIL: master(8) counts a use at each such
 // pair and takes a process that exits non-zero without one for a "bad

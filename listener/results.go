@@ -59,7 +59,7 @@ func (l *listener) result() error {
 	if l.inflight == 0 && l.pf != nil && l.pf.MaxIdle > 0 {
 		l.idleSince = time.Now()
 	}
-	if l.inflight == 0 && l.retire {
+	if l.inflight == 0 && l.usedUp() {
 		l.stop("use limit reached")
 	}
 	l.logResult(svc, m, &p)
