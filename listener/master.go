@@ -2,6 +2,7 @@ package listener
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,13 +56,7 @@ func (l *listener) notify() {
 	if l.pf == nil || l.masterGone {
 		return
 	}
-	taken := !l.bounded()
-	for _, svc := range l.svcs {
-		if l.may(svc) {
-			taken = false
-			break
-		}
-	}
+	taken := !l.bounded() && !slices.ContainsFunc(l.svcs, l.may)
 	if taken != l.taken {
 		l.status(taken)
 	}
