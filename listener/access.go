@@ -14,8 +14,6 @@ package listener
 // the connections handed on within client_rate_time_unit.
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -69,8 +67,8 @@ func (l *listener) admit(svc *service, cfd int) (*tally, bool) {
 	if len(cs.access) == 0 && cs.byKey == nil {
 		return nil, true
 	}
-	peer, err := peer(cfd)
-	if err != nil { // gone already
+	peer, ok := peer(cfd)
+	if !ok { // gone already
 		return nil, false
 	}
 	if ok, i := cs.access.Decide(peer); !ok {
@@ -109,22 +107,21 @@ func (l *listener) admit(svc *service, cfd int) (*tally, bool) {
 }
 
 // peer returns the client of the connected socket fd, read from the socket
-// (the executor reads it again with the rest of the socket: executor/tie.go).
-func peer(fd int) (policy.Client, error) {
-	sa, err := unix.Getpeername(fd)
+// (the executor reads it again with the rest of the socket: executor/tie.go),
+// and false when it cannot be read: the client has gone.
+func peer(fd int) (policy.Client, bool) {
+	sa, _ := unix.Getpeername(fd)
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		return policy.Client{Addr: netip.AddrFrom4(a.Addr)}, nil
+		return policy.Client{Addr: netip.AddrFrom4(a.Addr)}, true
 	case *unix.SockaddrInet6:
-		return policy.Client{Addr: netip.AddrFrom16(a.Addr).Unmap()}, nil
+		return policy.Client{Addr: netip.AddrFrom16(a.Addr).Unmap()}, true
 	case *unix.SockaddrUnix:
-		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err != nil {
-			return policy.Client{}, fmt.Errorf("getsockopt SO_PEERCRED: %w", err)
+		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			return policy.Client{Uid: cred.Uid, Gid: cred.Gid}, true
 		}
-		return policy.Client{Uid: cred.Uid, Gid: cred.Gid}, nil
 	}
-	return policy.Client{}, fmt.Errorf("getpeername: %v", cmp.Or(err, errors.New("not an inet or unix socket")))
+	return policy.Client{}, false
 }
 
 // clientKey is what the limits count by: the address, an IPv6 one's /64,
