@@ -110,7 +110,6 @@ func (l *listener) settings(m *ipc.Message) {
 			MaxUse: int(m.MaxUse), MaxIdle: time.Duration(m.MaxIdle) * time.Second}
 		l.cfg.Postfix = l.pf
 		l.log.Pid = int(m.Pid) // master(8) knows the executor, not the listener
-		unix.CloseOnExec(ipc.StatusFd)
 	}
 }
 

@@ -186,11 +186,11 @@ func Run(cfg Config) error {
 
 func (l *listener) serve() error {
 	unix.CloseOnExec(l.cfg.Pair)
-	if l.pf != nil {
-		unix.CloseOnExec(l.pf.Status)
-	}
 	if err := l.handshake(); err != nil {
 		return err
+	}
+	if l.pf != nil { // from Config or Welcome
+		unix.CloseOnExec(l.pf.Status)
 	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
