@@ -1,5 +1,5 @@
-// Command runner measures spawnd side by side with a minimal C
-// accept+fork+exec server and the peers that are installed (ucspi-tcp
+// Command runner measures spawnd side by side with minimal C and Go
+// accept+fork+exec servers and the peers that are installed (ucspi-tcp
 // tcpserver, xinetd, Postfix spawn(8) under its own master(8)), all
 // serving `/bin/echo ok` as nobody on loopback, beside the raw spawn
 // ceiling (bench/ceiling: no socket at all), and prints the result as
@@ -38,6 +38,7 @@ const (
 	cserverSrc = "bench/cserver/cserver.c"
 	loadPkg    = "./bench/load"
 	ceilingPkg = "./bench/ceiling"
+	goPkg      = "./bench/goserver"
 )
 
 // sample is one measured run of one server at one concurrency.
@@ -65,7 +66,7 @@ func main() {
 	dur := flag.Duration("d", 3*time.Second, "length of one measurement")
 	concList := flag.String("c", "1,16,64", "concurrency levels, comma separated")
 	maxConns := flag.Int("n", 100000, "most connections in one measurement")
-	only := flag.String("only", "", "measure only these servers, comma separated: ceiling,cserver,tcpserver,xinetd,postfix,spawnd")
+	only := flag.String("only", "", "measure only these servers, comma separated: ceiling,cserver,goserver,tcpserver,xinetd,postfix,spawnd")
 	straceN := flag.Int("strace", 0, "after the runs, count spawnd's system calls over this many connections at c=16 with strace -c (0: not)")
 	limit := flag.Duration("limit", 0, "stop everything and fail after this long (0: 1.5 times the planned time plus a minute)")
 	keep := flag.Bool("keep", false, "keep the temporary directory with the configurations and logs")
@@ -134,7 +135,7 @@ func main() {
 		samples:  map[string]map[int][]sample{},
 		rss:      map[string]*rssKB{},
 	}
-	planned := time.Duration(9**runs*len(concs)) * (*dur + 300*time.Millisecond)
+	planned := time.Duration(11**runs*len(concs)) * (*dur + 300*time.Millisecond)
 	if *limit == 0 {
 		*limit = planned*3/2 + time.Minute
 	}
@@ -168,6 +169,7 @@ func (b *bench) run(concs []int, runs int, only string, planned time.Duration, s
 	}{
 		{"ceiling", func() ([]*server, error) { return startCeiling(b.env, ceilingPkg) }},
 		{"cserver", func() ([]*server, error) { return startCServer(b.env, cserverSrc) }},
+		{"goserver", func() ([]*server, error) { return startGoServer(b.env, goPkg) }},
 		{"tcpserver", func() ([]*server, error) { return startTCPServer(b.env) }},
 		{"xinetd", func() ([]*server, error) { return startXinetd(b.env) }},
 		{"postfix", func() ([]*server, error) { return startPostfix(b.env) }},

@@ -171,6 +171,27 @@ func startCServer(e *env, src string) ([]*server, error) {
 		counted: "the server process", daemons: self(p)}}, nil
 }
 
+// startGoServer builds bench/goserver, the one-process Go accept+ForkExec
+// server: what any server behind a TCP socket pays on top of the ceiling.
+func startGoServer(e *env, pkg string) ([]*server, error) {
+	exe := filepath.Join(e.tmp, "goserver")
+	if out, err := exec.Command("go", "build", "-o", exe, pkg).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build %s: %v: %s", pkg, err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := e.launch("goserver", addr, exec.Command(exe, "-p", strconv.Itoa(port),
+		"-uid", e.nobody.Uid, "-gid", e.nobody.Gid, "--", "/bin/echo", "ok"))
+	if err != nil {
+		return nil, err
+	}
+	return []*server{{key: "goserver", label: "Go accept+ForkExec, one process (bench/goserver)", addr: addr, proc: p,
+		counted: "the server process", daemons: self(p)}}, nil
+}
+
 func startTCPServer(e *env) ([]*server, error) {
 	exe, ok := lookPath("tcpserver")
 	if !ok {
