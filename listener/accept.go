@@ -2,6 +2,7 @@ package listener
 
 import (
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -22,11 +23,12 @@ func (l *listener) accept(s *socket) error {
 		}
 		cl, ok := l.admit(svc, cfd)
 		if !ok {
-			unix.Close(cfd)
+			closeFd(cfd)
 			continue
 		}
 		if s.tcp {
-			unix.SetsockoptInt(cfd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+			one := int32(1)
+			raw(unix.SYS_SETSOCKOPT, uintptr(cfd), unix.SOL_SOCKET, unix.SO_KEEPALIVE, uintptr(unsafe.Pointer(&one)), 4, 0)
 		}
 		l.seq++
 		p := pending{svc: s.svc, client: cl}
@@ -34,8 +36,8 @@ func (l *listener) accept(s *socket) error {
 			p.peer, p.start = peerName(cfd), time.Now()
 		}
 		l.run = ipc.Message{Kind: ipc.KindRun, Seq: l.seq, Service: uint32(s.svc)}
-		err = l.conn.Send(&l.run, cfd)
-		unix.Close(cfd)
+		err = l.send(&l.run, cfd)
+		closeFd(cfd)
 		if err != nil {
 			return gone(err)
 		}
@@ -62,16 +64,7 @@ func (l *listener) accept(s *socket) error {
 // command's descriptors 0-2 must be), without asking for the peer's
 // address: only -v needs it.
 func accept4(fd int) (int, error) {
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return -1, e
-		}
-		return int(r), nil
-	}
+	return raw(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
 }
 
 // acceptError handles a failed accept and reports whether to try the next

@@ -3,7 +3,6 @@ package listener
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -31,7 +30,7 @@ func NewLog(fd int, kind maillog.Kind, ident string, facility int) *maillog.Logg
 // handshake sends Hello and takes Welcome and the Service messages,
 // checking that every listening descriptor is one.
 func (l *listener) handshake() error {
-	if err := l.conn.Send(&ipc.Message{Kind: ipc.KindHello}, -1); err != nil {
+	if err := l.send(&ipc.Message{Kind: ipc.KindHello}, -1); err != nil {
 		return gone(err)
 	}
 	m, err := l.receive()
@@ -134,21 +133,6 @@ func listening(fd int) (*socket, error) {
 		return nil, fmt.Errorf("listening fd %d: %w", fd, err)
 	}
 	return &socket{fd: fd, tcp: dom == unix.AF_INET || dom == unix.AF_INET6}, nil
-}
-
-func (l *listener) receive() (*ipc.Message, error) {
-	m, fd, err := l.conn.Receive(ipc.FromExecutor)
-	if err == io.EOF {
-		return nil, errGone
-	}
-	if err != nil {
-		return nil, fmt.Errorf("executor: %w", err)
-	}
-	if fd >= 0 { // cannot happen: ipc admits no fd from the executor
-		unix.Close(fd)
-		return nil, fmt.Errorf("executor sent %s with a descriptor", ipc.KindName(m.Kind))
-	}
-	return m, nil
 }
 
 // gone maps a failed send to errGone when the executor has closed its end.

@@ -130,7 +130,8 @@ type listener struct {
 	cfg      Config
 	pf       *Postfix
 	log      *maillog.Logger
-	conn     *ipc.Conn
+	buf      [ipc.MaxMessage]byte // a message from the executor (pair.go)
+	oob      [64]byte
 	ep       int
 	epf      *os.File        // ep in the runtime's poller
 	epRaw    syscall.RawConn // of epf
@@ -166,7 +167,7 @@ func Run(cfg Config) error {
 	if cfg.Log == nil || cfg.Pair < 0 {
 		return errors.New("listener: Config needs Log and Pair")
 	}
-	l := &listener{cfg: cfg, pf: cfg.Postfix, log: cfg.Log, conn: ipc.NewConn(cfg.Pair), ep: -1, wake: -1}
+	l := &listener{cfg: cfg, pf: cfg.Postfix, log: cfg.Log, ep: -1, wake: -1}
 	// The Go runtime opens its poller (an epoll fd and an eventfd) with
 	// the first timer, which the garbage collector's scavenger may be the
 	// first to set, under load. Open it now, so that the listener's

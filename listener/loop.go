@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,11 +71,7 @@ func (l *listener) wait(events []unix.EpollEvent) (int, error) {
 	var n int
 	var werr error
 	err := l.epRaw.Read(func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), events, 0)
-		if werr == unix.EINTR {
-			n, werr = 0, nil
-			return true // the loop comes round again
-		}
+		n, werr = raw(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 		return n > 0 || werr != nil
 	})
 	switch {

@@ -18,8 +18,7 @@ func (l *listener) results() error {
 		if err := l.result(); err != nil {
 			return err
 		}
-		fds := [1]unix.PollFd{{Fd: int32(l.cfg.Pair), Events: unix.POLLIN}}
-		if n, err := unix.Poll(fds[:], 0); err != nil || n == 0 {
+		if !l.readable() {
 			return nil
 		}
 	}
