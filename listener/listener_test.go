@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -1127,4 +1128,61 @@ func TestLoad(t *testing.T) {
 func dupFd(fd int) int {
 	nfd, _ := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	return nfd
+}
+
+// A descriptor that comes with a message from the executor is a protocol
+// error, and the listener closes it: here the write end of a pipe, whose
+// read end sees end of file only once every copy is closed.
+func TestExecutorDescriptorClosed(t *testing.T) {
+	ex, li, err := ipc.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(li)
+	c := ipc.NewConn(ex)
+	defer c.Close()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	done := make(chan error, 1)
+	go func() { done <- Run(Config{Pair: li, Log: maillog.New(-1, maillog.File, "x", 2)}) }()
+	if m, _, err := c.Receive(ipc.FromListener); err != nil || m.Kind != ipc.KindHello {
+		t.Fatalf("got %+v, %v, want hello", m, err)
+	}
+	err = c.Send(&ipc.Message{Kind: ipc.KindWelcome, Services: 1, Cap: 1}, p[1])
+	unix.Close(p[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if want := "welcome with 1 descriptors, want 0"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Run: %v, want an error with %q", err, want)
+		}
+	case <-time.After(hang):
+		t.Fatal("Run did not return")
+	}
+	if n, err := unix.Read(p[0], make([]byte, 1)); n != 0 || err != nil {
+		t.Errorf("read of the pipe: %d, %v; want end of file (the listener kept the descriptor)", n, err)
+	}
+}
+
+// With one P, the listener's waits on the pair (the handshake's receive,
+// a send to a full pair) must let other goroutines run, here the fake
+// executor of the same process: a raw blocking call would hold the P and
+// hang the process.
+func TestOneP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	lfd, addr := tcpListener(t)
+	f := start(t, setup{services: []svcSpec{{name: "s", command: "/bin/s", fds: []int{lfd}}}})
+	for i := range 3 {
+		dial(t, "tcp", addr, strconv.Itoa(i))
+		f.run()
+	}
+	f.conn.Shutdown()
+	if err := f.wait(); err != nil {
+		t.Fatal(err)
+	}
 }

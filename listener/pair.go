@@ -2,9 +2,10 @@ package listener
 
 // The listener makes the system calls of its loop raw, unknown to the Go
 // runtime: accept4, close and setsockopt of a client, sendmsg and recvmsg
-// on the pair, and the poll of the pair and of the epoll set. Each is
-// non-blocking, or blocks only where nothing else in the process has to
-// run (the handshake, a full pair). A call through the runtime's
+// on the pair, and the poll of the pair and of the epoll set. None of them
+// blocks: a send to a full pair, or a receive from an empty one (the
+// handshake), returns EAGAIN raw and then waits through the runtime, so
+// that other goroutines run meanwhile. A call through the runtime's
 // entersyscall wakes the runtime's monitor thread from its sleep whenever
 // the process was idle, and the monitor then polls every 20 µs for a
 // millisecond or more: under one connection at a time that was more CPU
@@ -38,16 +39,30 @@ func raw(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, error) {
 func closeFd(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
 
 // msg calls sendmsg or recvmsg on the pair with one buffer and control
-// data; it returns the bytes, the control bytes and the flags.
+// data, raw and without waiting; only when it would have to wait does it
+// call again through the runtime. It returns the bytes, the control bytes
+// and the flags.
 func (l *listener) msg(trap uintptr, b, oob []byte, flags int) (n, oobn, rflags int, err error) {
 	iov := unix.Iovec{Base: unsafe.SliceData(b)}
 	iov.SetLen(len(b))
-	h := unix.Msghdr{Iov: &iov, Iovlen: 1}
-	if len(oob) > 0 {
-		h.Control = &oob[0]
-		h.SetControllen(len(oob))
+	var h unix.Msghdr
+	call := func(f int) {
+		h = unix.Msghdr{Iov: &iov, Iovlen: 1}
+		if len(oob) > 0 {
+			h.Control = &oob[0]
+			h.SetControllen(len(oob))
+		}
+		n, err = raw(trap, uintptr(l.cfg.Pair), uintptr(unsafe.Pointer(&h)), uintptr(f), 0, 0, 0)
 	}
-	n, err = raw(trap, uintptr(l.cfg.Pair), uintptr(unsafe.Pointer(&h)), uintptr(flags), 0, 0, 0)
+	if call(flags | unix.MSG_DONTWAIT); err == unix.EAGAIN {
+		for err = unix.EINTR; err == unix.EINTR; {
+			r, _, e := unix.Syscall(trap, uintptr(l.cfg.Pair), uintptr(unsafe.Pointer(&h)), uintptr(flags))
+			n, err = int(r), error(nil)
+			if e != 0 {
+				n, err = -1, e
+			}
+		}
+	}
 	return n, int(h.Controllen), int(h.Flags), err
 }
 
