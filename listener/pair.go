@@ -90,8 +90,11 @@ func (l *listener) receive() (*ipc.Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("executor: receive: %w", err)
 	}
+	cmsgs, err := unix.ParseSocketControlMessage(l.oob[:oobn])
 	nfds := 0
-	cmsgs, _ := unix.ParseSocketControlMessage(l.oob[:oobn])
+	if err != nil {
+		nfds = 1 // unreadable control data counts as a descriptor: refused
+	}
 	for _, c := range cmsgs {
 		fds, _ := unix.ParseUnixRights(&c)
 		for _, fd := range fds {
