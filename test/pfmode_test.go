@@ -1,6 +1,7 @@
 package test
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -61,12 +62,13 @@ func pfStart(t *testing.T, masterCF string) *pfInstance {
 			os.Symlink(filepath.Join(pfDaemonDir, e.Name()), filepath.Join(libexec, e.Name()))
 		}
 	}
-	for _, b := range ours {
+	for _, b := range ours { // with their modes: spawnd-listener's is 0711
 		data, err := os.ReadFile(filepath.Join(bin(t), b))
-		if err != nil {
+		st, serr := os.Stat(filepath.Join(bin(t), b))
+		if err = cmp.Or(err, serr); err != nil {
 			t.Fatal(err)
 		}
-		os.WriteFile(filepath.Join(libexec, b), data, 0o755)
+		os.WriteFile(filepath.Join(libexec, b), data, st.Mode().Perm())
 	}
 	mainCF := fmt.Sprintf(`compatibility_level = 3.6
 queue_directory = %s

@@ -13,8 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -99,4 +101,66 @@ func TestListenerSeccomp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestListenerNeverDumpable: the listener cannot be traced or dumped by
+// another process of mail_owner even before its first instruction, when
+// Harden has not run yet. spawnd-listener is installed mode 0711, not
+// readable by others, and the kernel makes a process that execs such a
+// file non-dumpable at the exec. The listener is started here as nobody
+// under ptrace, which stops it at the exec, before any of its code runs;
+// /proc/PID/environ of a non-dumpable process belongs to root (the
+// directory itself, world-readable, keeps the process's owner). The control: a copy
+// that others may read is dumpable at the same point.
+func TestListenerNeverDumpable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("requires root: starts the listener as nobody under ptrace")
+	}
+	listener := filepath.Join(bin(t), "spawnd-listener")
+	if st, err := os.Stat(listener); err != nil || st.Mode().Perm() != 0o711 {
+		t.Fatalf("%s: %v, mode %v; want 0711", listener, err, st.Mode().Perm())
+	}
+	readable := filepath.Join(tempDir(t), "spawnd-listener")
+	data, err := os.ReadFile(listener)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(readable, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path  string
+		owner uint32 // of /proc/PID/environ at the exec: 0 when not dumpable
+	}{{listener, 0}, {readable, 65534}} {
+		if owner := ownerAtExec(t, c.path); owner != c.owner {
+			t.Errorf("%s: /proc/PID/environ owned by uid %d at the exec, want %d (0: not dumpable)", c.path, owner, c.owner)
+		}
+	}
+}
+
+// ownerAtExec starts path as nobody, stopped by ptrace at its exec, and
+// returns the owner of its /proc/PID/environ there.
+func ownerAtExec(t *testing.T, path string) uint32 {
+	t.Helper()
+	runtime.LockOSThread() // the tracer is this thread
+	defer runtime.UnlockOSThread()
+	pid, err := syscall.ForkExec(path, []string{path}, &syscall.ProcAttr{
+		Sys: &syscall.SysProcAttr{Ptrace: true, Setsid: true,
+			Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(pid, syscall.SIGKILL)
+		syscall.Wait4(pid, nil, 0, nil)
+	}()
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil || !ws.Stopped() {
+		t.Fatalf("%s: %v, status %v; want stopped at the exec", path, err, ws)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/environ", pid), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Uid
 }

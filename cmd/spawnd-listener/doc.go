@@ -108,9 +108,10 @@
 // than one connection accepted on the service it names, names an unknown
 // service or exceeds the executor's hard cap is refused and the listener
 // is killed. It runs in a session of its own with /dev/null as standard
-// input, output and error; it makes itself non-dumpable (no ptrace or core
-// dump by other processes of mail_owner) and sets no_new_privs first
-// thing, and once it holds its descriptors, before its first accept, it
+// input, output and error. It is not dumpable (no ptrace or core dump by
+// other processes of mail_owner) from its exec, as its file is installed
+// mode 0711, which others may not read; it makes itself non-dumpable
+// again and sets no_new_privs first thing, and once it holds its descriptors, before its first accept, it
 // installs a seccomp filter on every thread that kills it for any system
 // call beyond those it needs: it cannot execute a program, open a file,
 // create a process or make a socket (but, when it logs to syslog, a unix
