@@ -81,9 +81,12 @@ func TestInstallUninstall(t *testing.T) {
 	if got := files(t, dest); !slices.Equal(got, want) {
 		t.Fatalf("installed files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	for _, f := range []string{"usr/local/sbin/spawnd", dd + "/spawnd-listener", dd + "/spawnd-limits"} {
-		if st, _ := os.Stat(filepath.Join(dest, f)); st.Mode().Perm() != 0o755 {
-			t.Errorf("%s: mode %v, want 0755", f, st.Mode())
+	// spawnd-listener is not readable by others: not dumpable from its exec
+	// (TestListenerNeverDumpable).
+	for f, want := range map[string]os.FileMode{"usr/local/sbin/spawnd": 0o755, dd + "/spawnd-listener": 0o711,
+		"usr/local/sbin/spawnd-listener": 0o711, dd + "/spawnd-limits": 0o755} {
+		if st, _ := os.Stat(filepath.Join(dest, f)); st.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", f, st.Mode(), want)
 		}
 	}
 	if v, err := exec.Command(filepath.Join(dest, "usr/local/sbin/spawnd"), "version").Output(); err != nil || !strings.HasPrefix(string(v), "spawnd ") {

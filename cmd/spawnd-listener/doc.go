@@ -111,11 +111,12 @@
 // input, output and error. It is not dumpable (no ptrace or core dump by
 // other processes of mail_owner) from its exec, as its file is installed
 // mode 0711, which others may not read; it makes itself non-dumpable
-// again and sets no_new_privs first thing, and once it holds its descriptors, before its first accept, it
-// installs a seccomp filter on every thread that kills it for any system
-// call beyond those it needs: it cannot execute a program, open a file,
-// create a process or make a socket (but, when it logs to syslog, a unix
-// socket to dial the syslog daemon again). Nothing
+// again and sets no_new_privs first thing, and once it holds its
+// descriptors, before its first accept, it installs a seccomp filter on
+// every thread that kills it for any system call beyond those it needs:
+// it cannot execute a program, open a file, create a process or make a
+// socket (but, when it logs to syslog, a unix socket to dial the syslog
+// daemon again). Nothing
 // the listener sends can change which program runs, with which arguments,
 // as whom, or for how long. The listener keeps under the cap itself and
 // closes its copy of every client descriptor after passing it, sent or
