@@ -18,12 +18,13 @@ CC ?= cc
 LIMITS_CFLAGS ?= -O2 -Wall -Wextra $(if $(filter x86_64-% aarch64-%,$(shell $(CC) -dumpmachine)),\
 	-static -nostdlib -fno-stack-protector -fno-pie -no-pie)
 
-# spawnd-listener is not readable by others (0711): the kernel then makes
-# it non-dumpable at exec, so that no other process of mail_owner can
-# attach to it before it hardens itself (SECURITY.md).
+# spawnd-listener is not readable by others: the kernel then makes it
+# non-dumpable at exec, so that no other process of mail_owner can attach
+# to it before it hardens itself (SECURITY.md). build and install set it.
+LISTENER_MODE := 0711
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/spawnd ./cmd/spawnd-listener
-	chmod 0711 $(BIN)/spawnd-listener
+	chmod $(LISTENER_MODE) $(BIN)/spawnd-listener
 	$(CC) $(LIMITS_CFLAGS) -o $(BIN)/spawnd-limits cmd/spawnd-limits/limits.c
 
 # Unit and integration tests, with the race detector, after the trusted
@@ -114,7 +115,7 @@ man:
 install: build
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DAEMON_DIR) $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(CONFDIR) $(DESTDIR)$(UNITDIR)
-	for f in $(INSTALL_BINS); do m=0755; [ $$f != spawnd-listener ] || m=0711; \
+	for f in $(INSTALL_BINS); do m=0755; [ $$f != spawnd-listener ] || m=$(LISTENER_MODE); \
 		install -m $$m $(BIN)/$$f $(DESTDIR)$(SBINDIR)/$$f && \
 		install -m $$m $(BIN)/$$f $(DESTDIR)$(DAEMON_DIR)/$$f || exit 1; done
 	for f in $(INSTALL_PAGES); do install -m 0644 doc/$$f $(DESTDIR)$(MANDIR)/man8/$$f || exit 1; done

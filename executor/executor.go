@@ -390,7 +390,7 @@ func (e *Executor) end(s *session, err error) {
 //
 //tcb:request-path
 func (e *Executor) arm() {
-	next := e.sup.deadline()
+	next := e.sup.due // supervision's next step
 	if len(e.limits) > 0 && (next.IsZero() || e.limits[0].deadline.Before(next)) {
 		next = e.limits[0].deadline
 	}

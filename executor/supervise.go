@@ -150,9 +150,6 @@ func (e *Executor) event(fd int) {
 	}
 }
 
-// deadline returns when supervision has something to do next.
-func (p *supervisor) deadline() time.Time { return p.due }
-
 // tick does what supervision has due at now.
 func (p *supervisor) tick(e *Executor, now time.Time) {
 	if p.stopping && p.lst != nil && p.due.IsZero() && len(e.cmds) == 0 {
@@ -251,12 +248,11 @@ func (e *Executor) listenerExited() {
 //
 //tcb:request-path
 func (e *Executor) ended(s *session) {
-	p := &e.sup
-	if p.got == nil {
+	if e.sup.got == nil {
 		return
 	}
 	s.conn.Close()
-	if p.lst != nil && s.err != nil {
+	if e.sup.lst != nil && s.err != nil {
 		e.killListener()
 	}
 	e.over()

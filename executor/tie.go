@@ -175,10 +175,12 @@ func inet(sa syscall.Sockaddr) (netip.Addr, int) {
 func boundFile(fd int) (file [2]uint32, ok bool) {
 	var st unix.Stat_t
 	nl, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err == nil {
+		defer unix.Close(nl) // also when fstat fails
+	}
 	if err != nil || unix.Fstat(fd, &st) != nil {
 		return file, false
 	}
-	defer unix.Close(nl)
 	// struct nlmsghdr, then struct unix_diag_req: family, protocol, pad,
 	// states (all), inode, show, cookie (none).
 	ne := binary.NativeEndian

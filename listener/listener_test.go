@@ -652,6 +652,37 @@ func TestVerbosePeer(t *testing.T) {
 
 // When the executor goes away Run returns nil at once, in flight or not,
 // and logs nothing.
+// bare starts Run on a new pair with no fake executor behind it and
+// returns the executor's end, once Hello has come on it, and Run's result.
+func bare(t *testing.T) (*ipc.Conn, <-chan error) {
+	t.Helper()
+	ex, li, err := ipc.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ipc.NewConn(ex)
+	t.Cleanup(func() { c.Close(); unix.Close(li) })
+	done := make(chan error, 1)
+	go func() { done <- Run(Config{Pair: li, Log: maillog.New(-1, maillog.File, "x", 2)}) }()
+	if m, _, err := c.Receive(ipc.FromListener); err != nil || m.Kind != ipc.KindHello {
+		t.Fatalf("got %+v, %v, want hello", m, err)
+	}
+	return c, done
+}
+
+// result returns what Run returned, failing the test when it does not
+// return.
+func result(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(hang):
+		t.Fatal("Run did not return")
+		return nil
+	}
+}
+
 func TestExecutorGone(t *testing.T) {
 	t.Run("in flight", func(t *testing.T) {
 		lfd, addr := tcpListener(t)
@@ -667,25 +698,10 @@ func TestExecutorGone(t *testing.T) {
 		}
 	})
 	t.Run("before welcome", func(t *testing.T) {
-		ex, li, err := ipc.Pair()
-		if err != nil {
+		c, done := bare(t)
+		c.Shutdown()
+		if err := result(t, done); err != nil {
 			t.Fatal(err)
-		}
-		defer unix.Close(li)
-		done := make(chan error, 1)
-		go func() { done <- Run(Config{Pair: li, Log: maillog.New(-1, maillog.File, "x", 2)}) }()
-		c := ipc.NewConn(ex)
-		if m, _, err := c.Receive(ipc.FromListener); err != nil || m.Kind != ipc.KindHello {
-			t.Fatalf("got %+v, %v, want hello", m, err)
-		}
-		c.Close()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(hang):
-			t.Fatal("Run did not return")
 		}
 	})
 }
@@ -756,30 +772,14 @@ func TestProtocolErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lfd, _ := tcpListener(t)
-			ex, li, err := ipc.Pair()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(li)
-			c := ipc.NewConn(ex)
-			defer c.Close()
-			done := make(chan error, 1)
-			go func() { done <- Run(Config{Pair: li, Log: maillog.New(-1, maillog.File, "x", 2)}) }()
-			if m, _, err := c.Receive(ipc.FromListener); err != nil || m.Kind != ipc.KindHello {
-				t.Fatalf("got %+v, %v, want hello", m, err)
-			}
+			c, done := bare(t)
 			tt.script(t, c, lfd)
 			want := tt.wantErr
 			if strings.Contains(want, "%d") {
 				want = fmt.Sprintf(want, lfd)
 			}
-			select {
-			case err := <-done:
-				if err == nil || !strings.Contains(err.Error(), want) {
-					t.Fatalf("Run: %v, want an error with %q", err, want)
-				}
-			case <-time.After(hang):
-				t.Fatal("Run did not return")
+			if err := result(t, done); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Run: %v, want an error with %q", err, want)
 			}
 		})
 	}
@@ -1134,35 +1134,19 @@ func dupFd(fd int) int {
 // error, and the listener closes it: here the write end of a pipe, whose
 // read end sees end of file only once every copy is closed.
 func TestExecutorDescriptorClosed(t *testing.T) {
-	ex, li, err := ipc.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(li)
-	c := ipc.NewConn(ex)
-	defer c.Close()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(p[0])
-	done := make(chan error, 1)
-	go func() { done <- Run(Config{Pair: li, Log: maillog.New(-1, maillog.File, "x", 2)}) }()
-	if m, _, err := c.Receive(ipc.FromListener); err != nil || m.Kind != ipc.KindHello {
-		t.Fatalf("got %+v, %v, want hello", m, err)
-	}
-	err = c.Send(&ipc.Message{Kind: ipc.KindWelcome, Services: 1, Cap: 1}, p[1])
+	c, done := bare(t)
+	err := c.Send(&ipc.Message{Kind: ipc.KindWelcome, Services: 1, Cap: 1}, p[1])
 	unix.Close(p[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if want := "welcome with 1 descriptors, want 0"; err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("Run: %v, want an error with %q", err, want)
-		}
-	case <-time.After(hang):
-		t.Fatal("Run did not return")
+	if err, want := result(t, done), "welcome with 1 descriptors, want 0"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run: %v, want an error with %q", err, want)
 	}
 	if n, err := unix.Read(p[0], make([]byte, 1)); n != 0 || err != nil {
 		t.Errorf("read of the pipe: %d, %v; want end of file (the listener kept the descriptor)", n, err)
