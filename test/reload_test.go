@@ -6,6 +6,7 @@ package test
 // of services that stayed stay open, those of removed services close.
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -158,6 +159,68 @@ func TestReloadUnderLoad(t *testing.T) {
 	for _, l := range strings.Split(d.ReadLog(), "\n") {
 		if strings.Contains(l, "warning:") && !strings.Contains(l, "command time limit exceeded") {
 			t.Errorf("warning other than a time limit: %s", l)
+		}
+	}
+}
+
+// TestCommandsOutliveBinds: a command dies of its parent-death signal when
+// the thread that forked it ends, so the executor forks on the main
+// thread only, which ends with the process (executor invariant 7). Each
+// of 5 reloads binds a new unix socket on a thread that then ends
+// (bind0666), after 4 more commands have started; at the end all 20
+// commands still run and none of their clients has seen end of file. The
+// test fails when the loop may run on other threads (the main goroutine
+// not locked to the main thread): bind0666's goroutine then takes, and
+// ends, a thread the loop forked on.
+func TestCommandsOutliveBinds(t *testing.T) {
+	requireRoot(t)
+	m := freshMarker()
+	killMarked(t, m)
+	tcp, dir := loopback(t), tempDir(t)
+	probe, ready := probeService(t)
+	sock := func(k int) string { return filepath.Join(dir, fmt.Sprintf("b%d.sock", k)) }
+	conf := func(k int) string {
+		s := probe + fmt.Sprintf("%s inet n n n - - spawnd user=nobody argv=/bin/sh -c { echo go; exec /bin/sleep 30.%s }\n", tcp, m)
+		for i := 1; i <= k; i++ {
+			s += sock(i) + " unix - n n - - spawnd user=nobody argv=/bin/echo bound\n"
+		}
+		return s
+	}
+	d := StartServe(t, Config{Master: conf(0), Ready: []string{ready}})
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for k := 1; k <= 5; k++ {
+		for range 4 {
+			c, err := net.DialTimeout("tcp", tcp, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if b := make([]byte, 3); func() bool { n, _ := io.ReadFull(c, b); return n != 3 }() {
+				t.Fatalf("reload %d: a command did not start", k)
+			}
+		}
+		os.WriteFile(filepath.Join(d.Dir, "master.cf"), []byte(conf(k)), 0o644)
+		d.Signal(syscall.SIGHUP)
+		if !waitFor(20*time.Second, func() bool { return strings.Count(d.ReadLog(), "reload: configuration is valid") >= k }) {
+			t.Fatalf("reload %d not logged:\n%s", k, d.ReadLog())
+		}
+		if got, err := talkRetry("unix", sock(k), "", 10*time.Second); got != "bound\n" {
+			t.Fatalf("reload %d: the new unix service answers %q, %v", k, got, err)
+		}
+	}
+	if n := len(aliveWith(m)); n != len(conns) {
+		t.Errorf("%d of %d commands still run after the reloads", n, len(conns))
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if n, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("client %d: read %d, %v; want its command still running", i, n, err)
 		}
 	}
 }
