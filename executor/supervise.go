@@ -59,6 +59,8 @@ type supervisor struct {
 	nextSvcs []*entry       // its services, with their sockets
 	wake     int            // eventfd: a signal came
 	got      chan os.Signal // the signals, for the loop; nil: not supervising (a test's Serve)
+	status   int            // the listener's status channel: master(8)'s, or keepStatus's
+	standIn  int            // keepStatus's end of the listener's, or -1
 }
 
 // errDied is Run's result when in Postfix mode the listener failed.
@@ -97,6 +99,9 @@ func Run(cfg Config) error {
 	if err == nil {
 		e.sup.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	}
+	if err == nil {
+		err = e.keepStatus()
+	}
 	if err != nil {
 		cfg.Log.Error("%v", err)
 		return err
@@ -123,10 +128,40 @@ func Run(cfg Config) error {
 	return p.err
 }
 
-// event handles what supervision watches: the listener's pidfd and the
-// signals (the eventfd).
+// keepStatus keeps master(8)'s status channel from the listener of a
+// service with a maxproc: an honest one says nothing there but a use as
+// it ends (listener.notify, served), and a compromised one that said
+// TAKEN would have master(8) start a second spawnd of the service, each
+// held to maxproc. The listener gets one end of a socket pair instead;
+// the executor closes the other when master(8)'s channel ends, so that
+// the listener stops as it would. The use is not told: master(8) counts
+// uses only to throttle a process that exits non-zero without one, and
+// spawnd exits non-zero only when its listener failed, which then told
+// none either.
+func (e *Executor) keepStatus() error {
+	e.sup.status, e.sup.standIn = e.cfg.Status, -1
+	if e.cfg.Status < 0 || e.cfg.Policy.Services[0].ProcessLimit == 0 {
+		return nil
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return os.NewSyscallError("socketpair", err)
+	}
+	e.sup.standIn, e.sup.status = fds[0], fds[1]
+	e.watch(e.cfg.Status, unix.EPOLLIN)
+	return nil
+}
+
+// event handles what supervision watches: the listener's pidfd, the
+// signals (the eventfd) and master(8)'s status channel (keepStatus).
 func (e *Executor) event(fd int) {
 	p := &e.sup
+	if fd == e.cfg.Status { // master(8)'s end of it closed (keepStatus)
+		unix.EpollCtl(e.ep, unix.EPOLL_CTL_DEL, fd, nil)
+		unix.Close(p.standIn)
+		p.standIn = -1
+		return
+	}
 	if p.lst != nil && fd == p.lst.pidfd {
 		e.listenerExited()
 		return
@@ -183,7 +218,7 @@ func (e *Executor) startListener() {
 		null, _ := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 		files := []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(theirs), uintptr(e.cfg.Log.Fd())}
 		if e.cfg.Status >= 0 {
-			files = append(files, uintptr(e.cfg.Status))
+			files = append(files, uintptr(p.status))
 		}
 		for _, svc := range e.svcs {
 			for _, fd := range svc.fds {

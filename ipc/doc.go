@@ -64,11 +64,12 @@
 // # Descriptors
 //
 // The executor starts the listener with its end of the pair at PairFd (3),
-// the log at LogFd (4), in Postfix mode master(8)'s status channel at
-// StatusFd (5), then every service's listening sockets in service order
-// from ListenFd (5, or 6 in Postfix mode), as the Service messages number
-// them. The listener takes no arguments: everything it learns comes in
-// Welcome and the Service messages, through Check.
+// the log at LogFd (4), in Postfix mode master(8)'s status channel (with a
+// maxproc, a stand-in: executor's keepStatus) at StatusFd (5), then every
+// service's listening sockets in service order from ListenFd (5, or 6 in
+// Postfix mode), as the Service messages number them. The listener takes
+// no arguments: everything it learns comes in Welcome and the Service
+// messages, through Check.
 //
 // # States
 //

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // concurrencyScript writes a command that records how many of its kind
@@ -192,5 +195,73 @@ mpr1 unix - n n - 1 spawnd user=nobody argv=%[1]s mpr1
 	}
 	if bad := p.problems(); len(bad) > 0 {
 		t.Errorf("warnings in the log:\n%s", strings.Join(bad, "\n"))
+	}
+}
+
+// TestPostfixListenerCannotSayTaken: a compromised listener that told
+// master(8) TAKEN would have it start a second spawnd of the service,
+// each held to maxproc by its own executor: up to maxproc² commands at
+// once. The test plays that listener: as root it takes the listener's
+// descriptor 5 (pidfd_getfd), where master(8)'s status channel would be,
+// and writes there TAKEN for the executor's pid and generation, as the
+// listener's own status records are; then 8 clients at once of a
+// one-second command under maxproc 2. master(8) must start no second
+// spawnd, and no more than 2 commands may run at once.
+func TestPostfixListenerCannotSayTaken(t *testing.T) {
+	dd := spawndDaemonDir(t)
+	dir := tempDir(t)
+	os.Chmod(dir, 0o755)
+	script := concurrencyScript(t, dir, "mpt")
+	p := newPostfixInstance(t, fmt.Sprintf("mpt unix - n n - 2 spawnd user=nobody argv=%s mpt\n", script), "daemon_directory = "+dd)
+	if got, err := p.talk("private/mpt", "", 30*time.Second); got != "ok\n" {
+		t.Fatalf("first client: %q, %v", got, err)
+	}
+	exe := p.children("spawnd")
+	if len(exe) != 1 {
+		t.Fatalf("spawnd processes: %v, want one", exe)
+	}
+	lst := 0
+	for _, c := range Children(exe[0]) {
+		if comm(c) == "spawnd-listener" {
+			lst = c
+		}
+	}
+	env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", exe[0]))
+	var gen uint64
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "GENERATION="); ok {
+			gen, _ = strconv.ParseUint(v, 8, 32)
+		}
+	}
+	pidfd, err := unix.PidfdOpen(lst, 0)
+	if err != nil {
+		t.Fatalf("pidfd_open of the listener %d: %v", lst, err)
+	}
+	fd, err := unix.PidfdGetfd(pidfd, 5, 0)
+	unix.Close(pidfd)
+	if err != nil {
+		t.Fatalf("the listener's descriptor 5: %v", err)
+	}
+	var taken [12]byte // pid, generation, 0: TAKEN (master_proto.h)
+	binary.NativeEndian.PutUint32(taken[0:], uint32(exe[0]))
+	binary.NativeEndian.PutUint32(taken[4:], uint32(gen))
+	_, err = unix.Write(fd, taken[:])
+	unix.Close(fd)
+	t.Logf("TAKEN for pid %d generation %d written to the listener's descriptor 5: %v", exe[0], gen, err)
+	time.Sleep(500 * time.Millisecond) // master(8) reads it
+	stop := make(chan struct{})
+	procs := p.spawndsOf("mpt", stop)
+	ok, bad := p.clients("private/mpt", 8)
+	close(stop)
+	got := <-procs
+	t.Logf("%d of 8 served, %d spawnd processes, at most %d commands at once", ok, got[1], peak(t, dir, "mpt"))
+	if ok != 8 {
+		t.Errorf("%d of 8 clients served; first failures: %s", ok, strings.Join(bad, "; "))
+	}
+	if got[1] != 1 {
+		t.Errorf("master(8) ran %d spawnd processes of the service, want the one", got[1])
+	}
+	if n := peak(t, dir, "mpt"); n > 2 {
+		t.Errorf("%d commands ran at once, maxproc is 2", n)
 	}
 }

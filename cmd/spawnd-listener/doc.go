@@ -29,7 +29,10 @@
 //   - 4: The log destination the executor opened, of the kind Welcome
 //     names: a datagram or stream socket to the syslog daemon, a file, or
 //     a datagram socket to postlogd(8).
-//   - 5: In Postfix mode, master(8)'s status channel.
+//   - 5: In Postfix mode, master(8)'s status channel; when the service has
+//     a maxproc, a stand-in whose other end the executor holds, and closes
+//     when master(8)'s ends (the listener tells master(8) nothing then
+//     but its last use, and the executor keeps the bound).
 //   - 5 and up (6 and up in Postfix mode): The listening sockets, each service's
 //     contiguous, at the descriptors its Service message names.
 //

@@ -231,11 +231,13 @@
 // whose service has a maxproc tells master(8) it is available all its
 // life, at its limit too, so that master(8) starts no second spawnd of the
 // service while the first runs: connections beyond maxproc wait in the
-// listen queue, as with spawn(8). When it exits, with nothing running, it
-// reports one use (TAKEN then AVAIL) if it served any, so that master(8)
-// takes only a spawnd that never served for a bad command startup. With
-// maxproc 0, spawnd says it is busy at the hard cap and when it stops
-// accepting, so that master(8) starts another.
+// listen queue, as with spawn(8). Its listener cannot say otherwise: the
+// executor keeps master(8)'s status channel from it. With maxproc 0,
+// spawnd says it is busy at the hard cap and when it stops accepting, so
+// that master(8) starts another, and reports one use (TAKEN then AVAIL)
+// when it exits having served. spawnd exits non-zero only when it could
+// not start or its listener failed, having reported no use: master(8)
+// then throttles the service (bad command startup).
 //
 // spawnd exits, letting running commands finish first, when master(8) goes
 // away (postfix reload: until then, new connections wait), after
