@@ -136,8 +136,8 @@ func Run(cfg Config) error {
 // the executor closes the other when master(8)'s channel ends, so that
 // the listener stops as it would. The use is not told: master(8) counts
 // uses only to throttle a process that exits non-zero without one, and
-// spawnd exits non-zero only when its listener failed, which then told
-// none either.
+// spawnd exits non-zero only when it could not start or its listener
+// failed, which then told none either.
 func (e *Executor) keepStatus() error {
 	e.sup.status, e.sup.standIn = e.cfg.Status, -1
 	if e.cfg.Status < 0 || e.cfg.Policy.Services[0].ProcessLimit == 0 {
